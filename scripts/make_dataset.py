@@ -22,7 +22,7 @@ SHORT_EXPOSURES = (0.1, 0.04, 0.033)
 ISO_CHOICES = (100, 200, 400, 800, 1600, 3200)
 F_CHOICES = (2.8, 4.0, 5.6, 8.0, 11.0)
 LONG_FILL = 0.85  # brightest scene value maps to this fraction of the raw range
-READ_NOISE_DN = 2.0
+READ_NOISE_DN = 3.0
 # XYZ(D65) -> linear sRGB: written as the DNG ColorMatrix1 so the "camera" space is linear sRGB
 # and postprocess gives predictable colour (see shared/docs/synthetic_raw_dng.md).
 XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
@@ -126,7 +126,7 @@ def long_exposure(rng, scene):
 def short_exposure(rng, long_raw, ratio, iso):
     """Raw counts of a `ratio`-times shorter exposure: shot noise (gain grows with ISO) + read noise."""
     signal = (long_raw.astype(np.float32) - sid_io.BLACK_LEVEL).clip(0) / ratio
-    gain = iso / 800.0  # DN per electron
+    gain = iso / 400.0  # DN per electron: higher ISO, fewer electrons per count, more noise
     electrons = rng.poisson(signal / gain)
     counts = sid_io.BLACK_LEVEL + electrons * gain + rng.normal(0.0, READ_NOISE_DN, signal.shape)
     return np.clip(np.round(counts), 0, sid_io.WHITE_LEVEL).astype(np.uint16)

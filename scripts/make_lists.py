@@ -1,0 +1,72 @@
+"""Write Sony_{train,test,val}_list.txt from a dataset folder, in the official SID format.
+
+Pairs every short exposure in <data_dir>/Sony/short with its scene's long exposure (burst index
+00) in <data_dir>/Sony/long; the split comes from the scene id's first digit (0 train, 1 test,
+2 val), ISO and F-number from the short file's EXIF. Useful after deleting or adding files, for
+other cameras' raws, or to check that a download is complete.
+
+    python3 scripts/make_lists.py --data_dir=dataset --list_dir=.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import sid_io  # noqa: E402
+from make_dataset import LIST_NAMES  # noqa: E402
+
+SPLIT_OF_DIGIT = {digit: split for split, digit in sid_io.SPLITS.items()}
+
+
+def _raw_files(folder):
+    if not os.path.isdir(folder):
+        raise sid_io.SidError('%s: folder not found (expected the SID layout <data_dir>/Sony/'
+                              '{short,long})' % folder)
+    return sorted(f for f in os.listdir(folder) if not f.startswith('.'))
+
+
+def build_lists(data_dir):
+    """{split: [lines]} for every short exposure that has a long exposure of its scene."""
+    short_dir, long_dir = (os.path.join(data_dir, 'Sony', k) for k in ('short', 'long'))
+    longs = {}
+    for name in _raw_files(long_dir):
+        scene, burst, _ = sid_io.parse_name(os.path.join(long_dir, name))
+        if burst == 0:
+            if scene in longs:
+                raise sid_io.SidError('%s: scene %05d has two long exposures (%s and %s)'
+                                      % (long_dir, scene, longs[scene], name))
+            longs[scene] = name
+    lines = {split: [] for split in sid_io.SPLITS}
+    for name in _raw_files(short_dir):
+        short_path = os.path.join(short_dir, name)
+        scene = sid_io.parse_name(short_path)[0]
+        split = SPLIT_OF_DIGIT.get(scene // 10000)
+        if split is None or scene not in longs:
+            continue  # no ground truth (or not a SID split): not a training or test pair
+        iso, fnumber, _ = sid_io.read_exif(short_path)
+        lines[split].append(sid_io.format_list_line(
+            './Sony/short/' + name, './Sony/long/' + longs[scene], iso, fnumber))
+    return lines
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('data_dir', 'dataset', 'dataset root holding Sony/short and Sony/long')
+    flags.DEFINE_string('list_dir', '.', 'where Sony_{train,test,val}_list.txt are written')
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    from absl import flags
+    f = flags.FLAGS
+    lines = build_lists(f.data_dir)
+    for split, split_lines in lines.items():
+        path = os.path.join(f.list_dir, LIST_NAMES[split])
+        sid_io.write_list(split_lines, path)
+        print('%s: %d pairs' % (path, len(split_lines)))
+
+
+if __name__ == '__main__':
+    from absl import app
+    define_flags()
+    app.run(main)

@@ -1,0 +1,83 @@
+"""scripts/check_dataset.py: each kind of bad input is one line naming the file, exit 1."""
+import shutil
+
+import numpy as np
+import pytest
+
+import make_dataset
+from conftest import make_tiny_dataset, run_script
+
+LIST = 'Sony_train_list.txt'
+SHORT = 'Sony/short/00001_00_0.04s.dng'
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    make_tiny_dataset(tmp_path, n_train=1, n_test=0, n_val=0, bursts=1)
+    return tmp_path
+
+
+def check(dataset):
+    result = run_script('scripts/check_dataset.py', '--data_dir', dataset, dataset / LIST)
+    # stderr also carries the progress bar (and LibRaw's own warnings); errors start with error:
+    errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
+    return result.returncode, errors, result.stdout
+
+
+def test_clean_dataset_passes(dataset):
+    code, errors, out = check(dataset)
+    assert (code, errors) == (0, []) and '2 raw files' in out
+
+
+def test_corrupt_raw(dataset):
+    (dataset / SHORT).write_bytes(np.random.default_rng(0).bytes(20000))
+    code, errors, _ = check(dataset)
+    assert code == 1 and len(errors) == 1
+    assert errors[0].startswith('error: %s: not a readable raw file' % (dataset / SHORT))
+
+
+def test_truncated_raw(dataset):
+    data = (dataset / SHORT).read_bytes()
+    (dataset / SHORT).write_bytes(data[:len(data) // 2])
+    code, errors, _ = check(dataset)
+    assert code == 1
+    assert errors == [
+        'error: %s: raw data is corrupt or truncated (LibRawIOError)' % (dataset / SHORT)]
+
+
+def test_non_raw_file(dataset):
+    shutil.copy(make_dataset.__file__, str(dataset / SHORT))
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == ['error: %s: not a readable raw file '
+                                    '(LibRawFileUnsupportedError)' % (dataset / SHORT)]
+
+
+def test_list_line_with_a_missing_field(dataset):
+    line = (dataset / LIST).read_text().split()
+    (dataset / LIST).write_text(' '.join(line[:3]) + '\n')
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == ['error: %s:1: expected 4 fields "short long ISO F", found 3'
+                                    % (dataset / LIST)]
+
+
+def test_list_naming_a_missing_file(dataset):
+    (dataset / SHORT).unlink()
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == ['error: %s:1: file not found: %s' % (dataset / LIST,
+                                                                        dataset / SHORT)]
+
+
+def test_name_without_a_parsable_exposure(dataset):
+    (dataset / SHORT).rename(dataset / 'Sony/short/00001_00.dng')
+    (dataset / LIST).write_text((dataset / LIST).read_text().replace('00001_00_0.04s', '00001_00'))
+    code, errors, _ = check(dataset)
+    assert code == 1 and len(errors) == 1
+    assert errors[0].startswith('error: %s:1: %s: file name does not follow the SID scheme'
+                                % (dataset / LIST, dataset / 'Sony/short/00001_00.dng'))
+
+
+def test_odd_sized_raw(dataset):
+    make_dataset.write_dng(str(dataset / SHORT), np.full((95, 136), 600, np.uint16), 100, 8.0, 0.04)
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == ['error: %s: raw size 95x136 is not even in height and width; '
+                                    'SID packing needs 2x2 Bayer cells' % (dataset / SHORT)]

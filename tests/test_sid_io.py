@@ -1,0 +1,204 @@
+"""sid_io: names, ratios, list files, raw packing against the paper's formula, bad inputs."""
+import os
+
+import numpy as np
+import pytest
+
+import make_dataset
+import sid_io
+
+
+def write_raw(path, bayer, iso=200, fnumber=8.0, exposure=0.1):
+    make_dataset.write_dng(str(path), np.asarray(bayer, dtype=np.uint16), iso, fnumber, exposure)
+    return str(path)
+
+
+def random_bayer(shape=(48, 64), seed=0):
+    # Include values below the black level and at the white level: both clip in pack_raw.
+    return np.random.default_rng(seed).integers(0, sid_io.WHITE_LEVEL + 1, size=shape)
+
+
+# ---------------------------------------------------------------- names and ratios
+
+def test_parse_name_reads_scene_burst_and_exposure():
+    assert sid_io.parse_name('/x/Sony/short/10019_00_0.033s.ARW') == (10019, 0, 0.033)
+    assert sid_io.parse_name('00001_07_10s.dng') == (1, 7, 10.0)
+
+
+@pytest.mark.parametrize('name', ['10019_00_0.033.ARW', '1001_00_0.1s.ARW', 'scene.dng',
+                                  '10019_00_s.ARW', '10019_00_0s.ARW'])
+def test_parse_name_rejects_names_without_exposure(name):
+    with pytest.raises(sid_io.SidError, match=name.replace('.', r'\.')):
+        sid_io.parse_name(name)
+
+
+def test_exposure_ratio_gives_the_three_sony_ratios_capped_at_300():
+    long_ = '00001_00_10s.ARW'
+    ratios = [sid_io.exposure_ratio('00001_00_%ss.ARW' % t, long_) for t in ('0.1', '0.04', '0.033')]
+    assert ratios == pytest.approx([100, 250, 300])
+    assert sid_io.exposure_ratio('00001_00_0.033s.ARW', long_) == sid_io.MAX_RATIO  # 303 -> 300
+
+
+# ---------------------------------------------------------------- list files
+
+def test_read_list_resolves_paths_and_keeps_line_numbers(tiny_dataset):
+    pairs = sid_io.read_list(str(tiny_dataset / 'Sony_train_list.txt'), str(tiny_dataset))
+    assert len(pairs) == 6
+    first = pairs[0]
+    assert first.short == os.path.normpath(str(tiny_dataset / 'Sony/short/00001_00_0.04s.dng'))
+    assert first.long == os.path.normpath(str(tiny_dataset / 'Sony/long/00001_00_10s.dng'))
+    assert first.iso.startswith('ISO') and first.fnumber.startswith('F') and first.line == 1
+    assert [p.line for p in pairs] == list(range(1, 7))
+
+
+def write_text(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_read_list_missing_field_names_file_and_line(tiny_dataset, tmp_path):
+    good = (tiny_dataset / 'Sony_train_list.txt').read_text().splitlines()
+    bad = write_text(tmp_path / 'l.txt', '\n'.join([good[0], ' '.join(good[1].split()[:3])]))
+    with pytest.raises(sid_io.SidError, match=r'l\.txt:2: expected 4 fields'):
+        sid_io.read_list(bad, str(tiny_dataset))
+
+
+def test_read_list_missing_file_names_line_and_path(tiny_dataset, tmp_path):
+    bad = write_text(tmp_path / 'l.txt',
+                     './Sony/short/00009_00_0.1s.dng ./Sony/long/00009_00_10s.dng ISO100 F8\n')
+    with pytest.raises(sid_io.SidError, match=r'l\.txt:1: file not found: .*00009_00_0\.1s\.dng'):
+        sid_io.read_list(bad, str(tiny_dataset))
+
+
+def test_read_list_bad_exposure_name_and_bad_iso(tiny_dataset, tmp_path):
+    bad = write_text(tmp_path / 'l.txt', './Sony/short/00001_00.dng ./Sony/long/00001_00_10s.dng '
+                                         'ISO100 F8\n')
+    with pytest.raises(sid_io.SidError, match=r'l\.txt:1: .*00001_00\.dng: file name does not'):
+        sid_io.read_list(bad, str(tiny_dataset), check_files=False)
+    bad = write_text(tmp_path / 'm.txt', './Sony/short/00001_00_0.1s.dng ./Sony/long/00001_00_10s.dng '
+                                         '100 F8\n')
+    with pytest.raises(sid_io.SidError, match=r'm\.txt:1: ISO and F fields'):
+        sid_io.read_list(bad, str(tiny_dataset), check_files=False)
+
+
+def test_read_list_unreadable_list_names_it(tmp_path):
+    with pytest.raises(sid_io.SidError, match='nope.txt: cannot read list file'):
+        sid_io.read_list(str(tmp_path / 'nope.txt'), str(tmp_path))
+
+
+def test_list_line_round_trips_through_the_parser(tmp_path):
+    line = sid_io.format_list_line('./Sony/short/00001_00_0.04s.ARW', './Sony/long/00001_00_10s.ARW',
+                                   200, 5.6)
+    assert line == './Sony/short/00001_00_0.04s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F5.6'
+    sid_io.write_list([line], str(tmp_path / 'l.txt'))
+    pair, = sid_io.read_list(str(tmp_path / 'l.txt'), str(tmp_path), check_files=False)
+    assert (pair.iso, pair.fnumber) == ('ISO200', 'F5.6')
+
+
+# ---------------------------------------------------------------- packing
+
+def test_pack_raw_equals_the_paper_formula_exactly(tmp_path):
+    bayer = random_bayer()
+    path = write_raw(tmp_path / '00001_00_0.1s.dng', bayer)
+    packed = sid_io.pack_raw(path)
+    im = np.maximum(bayer.astype(np.float32) - 512, 0) / (16383 - 512)
+    expected = np.concatenate([im[0::2, 0::2, None], im[0::2, 1::2, None],
+                               im[1::2, 1::2, None], im[1::2, 0::2, None]], axis=2)
+    assert packed.dtype == np.float32 and packed.shape == (24, 32, 4)
+    np.testing.assert_array_equal(packed, expected)
+    amplified = sid_io.amplify(packed, 250)
+    np.testing.assert_array_equal(amplified, np.minimum(expected * 250, 1.0))
+
+
+def test_pack_bayer_channel_order_is_r_g_b_g():
+    cell = np.array([[1, 2], [4, 3]], dtype=np.uint16)  # R G / G2 B  -> R G B G2 = 1 2 3 4
+    packed = sid_io.pack_bayer(np.tile(cell, (3, 5)))
+    assert packed.shape == (3, 5, 4) and packed.dtype == np.uint16
+    assert (packed == np.array([1, 2, 3, 4])).all()
+
+
+def test_levels_from_file_metadata_match_the_sony_constants_for_sony_like_files(tmp_path):
+    path = write_raw(tmp_path / '00001_00_0.1s.dng', random_bayer())
+    bayer, levels = sid_io.read_bayer(path, levels='file')
+    assert levels == (512.0, 16383.0)
+    np.testing.assert_array_equal(sid_io.pack_raw(path, levels='file'), sid_io.pack_raw(path))
+
+
+def test_ground_truth_follows_postprocess_linear_formula(tmp_path):
+    # With gamma (1, 1) a flat raw comes out as (raw - black) / (white - black) * 65535.
+    value = 6000
+    path = write_raw(tmp_path / '00001_00_10s.dng', np.full((32, 48), value))
+    linear = sid_io.postprocess(path, gamma=(1, 1))
+    assert linear.dtype == np.uint16 and linear.shape == (32, 48, 3)
+    expected = (value - 512) / (16383.0 - 512) * 65535
+    assert np.abs(linear.astype(np.float64) - expected).max() <= 1
+    gt = sid_io.read_ground_truth(path)
+    assert gt.dtype == np.float32 and gt.shape == (32, 48, 3)
+    assert 0 < gt.min() and gt.max() <= 1  # default sRGB gamma brightens mid-grey
+    assert gt.mean() > expected / 65535
+
+
+def test_read_exif_reads_iso_fnumber_and_exposure(tmp_path):
+    path = write_raw(tmp_path / '00001_00_0.033s.dng', random_bayer(), iso=1600, fnumber=5.6,
+                     exposure=0.033)
+    assert sid_io.read_exif(path) == (1600, pytest.approx(5.6), pytest.approx(0.033))
+
+
+# ---------------------------------------------------------------- bad raw files
+
+def test_corrupt_raw_names_the_file(tmp_path):
+    path = tmp_path / '00001_00_0.1s.dng'
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: not a readable raw file'):
+        sid_io.pack_raw(str(path))
+
+
+def test_truncated_raw_names_the_file(tmp_path):
+    path = write_raw(tmp_path / '00001_00_0.1s.dng', random_bayer((256, 384)))
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: raw data is corrupt or truncated'):
+        sid_io.pack_raw(path)
+    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: raw data is corrupt or truncated'):
+        sid_io.read_ground_truth(path)
+
+
+def test_non_raw_file_names_the_file(tmp_path):
+    from PIL import Image
+    path = tmp_path / '00001_00_0.1s.png'
+    Image.new('RGB', (32, 32)).save(str(path))
+    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.png: not a readable raw file'):
+        sid_io.read_bayer(str(path))
+
+
+def test_odd_sized_raw_names_the_file(tmp_path):
+    path = write_raw(tmp_path / '00001_00_0.1s.dng', random_bayer((47, 64)))
+    with pytest.raises(sid_io.SidError, match=r'00001_00_0.1s.dng: raw size 47x64 is not even'):
+        sid_io.pack_raw(path)
+
+
+def test_missing_raw_names_the_file(tmp_path):
+    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: raw file not found'):
+        sid_io.pack_raw(str(tmp_path / '00001_00_0.1s.dng'))
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / 'out.txt'
+    with pytest.raises(RuntimeError):
+        with sid_io.atomic_write(str(target), 'w') as f:
+            f.write('half')
+            raise RuntimeError('crash')
+    assert os.listdir(str(tmp_path)) == []
+    with sid_io.atomic_write(str(target), 'w') as f:
+        f.write('whole')
+    assert target.read_text() == 'whole' and os.listdir(str(tmp_path)) == ['out.txt']
+
+
+def test_atomic_path_keeps_the_extension_for_format_sniffing_writers(tmp_path):
+    with sid_io.atomic_path(str(tmp_path / 'x.png')) as tmp:
+        assert tmp.endswith('x.png') and os.path.dirname(tmp) == str(tmp_path)
+        open(tmp, 'w').close()
+    assert os.listdir(str(tmp_path)) == ['x.png']
