@@ -58,7 +58,6 @@ def test_a_plain_saver_restores_a_checkpoint_with_the_released_names(tmp_path):
 def test_initialisers_follow_tf_slim_and_the_original_upconv():
     graph, _, _ = build()
     with graph.as_default(), tf.Session() as sess:
-        tf.set_random_seed(0)
         sess.run(tf.global_variables_initializer())
         values = {v.op.name: sess.run(v) for v in tf.global_variables()}
     for name, v in values.items():
@@ -68,7 +67,7 @@ def test_initialisers_follow_tf_slim_and_the_original_upconv():
             assert np.abs(v).max() <= 0.04 and 0.012 < v.std() < 0.02
         else:  # Glorot uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out))
             k = v.shape[0] * v.shape[1]
-            limit = np.sqrt(6.0 / (k * v.shape[2] + k * v.shape[3]))
+            limit = np.sqrt(6.0 / (k * v.shape[2] + k * v.shape[3])) * (1 + 1e-6)  # float32
             assert np.abs(v).max() <= limit and np.abs(v).max() > 0.9 * limit
 
 
