@@ -24,6 +24,8 @@ BACKENDS = ('none', 'horovod', 'hccl')
 NPU_LOSS_SCALE = dict(init_loss_scale=2 ** 32, incr_every_n_steps=1000,
                       decr_every_n_nan_or_inf=2, decr_ratio=0.5)
 HCCL_ENV = ('RANK_TABLE_FILE', 'RANK_ID', 'RANK_SIZE')
+# The logical device of this process; without it every rank would open device 0.
+DEVICE_ID_ENV = ('ASCEND_DEVICE_ID', 'DEVICE_ID')
 
 Runtime = namedtuple('Runtime', 'device precision npu_precision_mode')
 
@@ -42,6 +44,7 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
 
     auto device: Ascend if npu_bridge is installed, else GPU if TF sees one, else CPU.
     auto precision: mixed on Ascend (the seed's allow_mix_precision), float32 elsewhere.
+    An explicit npu without npu_bridge fails here, not at the first lazy import deep in training.
     """
     if device not in DEVICES:
         raise ValueError('device must be one of %s, got %r' % (DEVICES, device))
@@ -52,6 +55,9 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
                          % (NPU_MIXED_MODES, npu_precision_mode))
     if device == 'auto':
         device = 'npu' if npu_bridge_present() else ('gpu' if gpu_present() else 'cpu')
+    elif device == 'npu' and not npu_bridge_present():
+        raise ValueError('--device=npu needs Huawei\'s npu_bridge (CANN TF adapter), which is not '
+                         'importable here; use --device=gpu/cpu or auto')
     if precision == 'auto':
         precision = 'mixed' if device == 'npu' else 'fp32'
     if precision == 'mixed' and device == 'cpu':
@@ -117,9 +123,13 @@ class Distribution(object):
             self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
         elif backend == 'hccl':
             missing = [k for k in HCCL_ENV if not os.environ.get(k)]
+            if not any(os.environ.get(k) for k in DEVICE_ID_ENV):
+                missing.append(' or '.join(DEVICE_ID_ENV))
             if missing:
                 raise ValueError('--distributed=hccl needs %s in the environment (see '
                                  'scripts/train_full_8p.sh)' % ', '.join(missing))
+            if not os.path.isfile(os.environ['RANK_TABLE_FILE']):
+                raise ValueError('RANK_TABLE_FILE=%s: no such file' % os.environ['RANK_TABLE_FILE'])
             from hccl.manage.api import get_local_rank_id, get_rank_id, get_rank_size
             self.rank, self.size = get_rank_id(), get_rank_size()
             self.local_rank = get_local_rank_id()
@@ -150,8 +160,15 @@ class Distribution(object):
 
 
 def wrap_optimizer(optimizer, rt, dist=None):
-    """The device's optimizer wrapping, innermost first: gradient averaging, then loss scaling."""
+    """The device's optimizer wrapping, innermost first: gradient averaging, then loss scaling.
+
+    Averaging inside the loss scaling means every rank sees the same (averaged) gradients, so all
+    ranks agree on overflow, skip the same steps and keep the same loss scale.
+    """
     dist = dist or Distribution('none')
+    if dist.backend not in ('none', 'hccl' if rt.device == 'npu' else 'horovod'):
+        raise ValueError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '
+                         'on GPU/CPU' % (dist.backend, rt.device))
     if rt.device == 'npu':
         if dist.backend == 'hccl':
             from npu_bridge.estimator.npu.npu_optimizer import NPUDistributedOptimizer

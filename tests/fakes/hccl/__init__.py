@@ -1,0 +1,1 @@
+"""Test double of CANN's hccl Python package (see tests/fakes/README.md)."""

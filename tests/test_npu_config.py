@@ -1,0 +1,391 @@
+"""npu_config: resolve() rules, the real session protobufs, optimizer wrapping and HCCL wiring.
+
+Ascend code paths run against the documented-API test double in tests/fakes (npu_bridge and hccl
+are not installable off-device); the double is on sys.path only inside the tests that ask for the
+`fake_npu` fixture and its modules leave sys.modules afterwards.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf.config_pb2 import ConfigProto
+from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+import npu_config
+from npu_config import Distribution, Runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKES = os.path.join(ROOT, 'tests', 'fakes')
+RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
+FAKE_PACKAGES = ('npu_bridge', 'hccl')
+LR = 0.1
+
+NPU_MIXED = Runtime('npu', 'mixed', 'allow_mix_precision')
+NPU_FP32 = Runtime('npu', 'fp32', 'must_keep_origin_dtype')
+GPU_MIXED = Runtime('gpu', 'mixed', None)
+GPU_FP32 = Runtime('gpu', 'fp32', None)
+CPU = Runtime('cpu', 'fp32', None)
+
+
+def _ops_named(name):
+    """Ops of the default graph called `name` (TF appends _1, _2 ... and name scopes)."""
+    pattern = re.compile(r'(^|/)%s(_\d+)?$' % name)
+    return [op for op in tf.get_default_graph().get_operations() if pattern.search(op.name)]
+
+
+def _ascend_modules():
+    return sorted(m for m in sys.modules if m.split('.')[0] in FAKE_PACKAGES)
+
+
+@pytest.fixture
+def fake_npu(monkeypatch):
+    """The npu_bridge/hccl test double importable for one test, then gone from sys.modules."""
+    assert not _ascend_modules(), 'a previous test leaked npu_bridge/hccl modules'
+    monkeypatch.syspath_prepend(FAKES)
+    yield
+    for name in _ascend_modules():
+        del sys.modules[name]
+
+
+@pytest.fixture
+def hccl_rank3(fake_npu, monkeypatch):
+    """Rank 3 of the example 8-device table, as scripts/train_full_8p.sh sets it up."""
+    for key, value in (('RANK_TABLE_FILE', RANK_TABLE), ('RANK_ID', '3'), ('RANK_SIZE', '8'),
+                       ('ASCEND_DEVICE_ID', '3')):
+        monkeypatch.setenv(key, value)
+    return Distribution('hccl')
+
+
+# ---------------------------------------------------------------- resolve / describe
+
+@pytest.mark.parametrize('args, expected', [
+    (('cpu',), CPU),
+    (('cpu', 'fp32'), CPU),
+    (('gpu', 'auto'), GPU_FP32),
+    (('gpu', 'mixed'), GPU_MIXED),
+])
+def test_resolve_off_ascend(args, expected):
+    assert npu_config.resolve(*args) == expected
+
+
+@pytest.mark.parametrize('args, expected', [
+    (('npu',), NPU_MIXED),
+    (('auto',), NPU_MIXED),
+    (('npu', 'fp32'), NPU_FP32),
+    (('npu', 'mixed', 'force_fp16'), Runtime('npu', 'mixed', 'force_fp16')),
+    (('npu', 'fp32', 'force_fp16'), NPU_FP32),
+])
+def test_resolve_on_ascend(fake_npu, args, expected):
+    assert npu_config.resolve(*args) == expected
+
+
+def test_resolve_auto_without_npu_bridge():
+    expected = 'gpu' if npu_config.gpu_present() else 'cpu'
+    assert npu_config.resolve('auto') == Runtime(expected, 'fp32', None)
+
+
+@pytest.mark.parametrize('args, message', [
+    (('cpu', 'mixed'), 'CPU runs float32'),
+    (('npu',), 'npu_bridge'),
+    (('tpu',), 'device must be one of'),
+    (('cpu', 'fp16'), 'precision must be one of'),
+    (('cpu', 'fp32', 'fp8'), 'npu_precision_mode must be one of'),
+])
+def test_resolve_rejects(args, message):
+    with pytest.raises(ValueError, match=message):
+        npu_config.resolve(*args)
+
+
+@pytest.mark.parametrize('rt, words', [
+    (NPU_MIXED, ('device=npu precision=mixed', 'precision_mode=allow_mix_precision',
+                 'loss scale from 2^32')),
+    (NPU_FP32, ('device=npu precision=fp32', 'precision_mode=must_keep_origin_dtype')),
+    (GPU_MIXED, ('device=gpu precision=mixed', 'automatic mixed precision', 'dynamic loss')),
+    (GPU_FP32, ('device=gpu precision=fp32 (float32)',)),
+    (CPU, ('device=cpu precision=fp32 (float32)',)),
+])
+def test_describe(rt, words):
+    line = npu_config.describe(rt)
+    assert '\n' not in line
+    for word in words:
+        assert word in line
+    if rt != NPU_MIXED:
+        assert 'loss scale from' not in line
+
+
+# ---------------------------------------------------------------- session protobufs
+
+def _roundtrip(config):
+    """Serialise and parse back: what the session really receives."""
+    return ConfigProto.FromString(config.SerializeToString())
+
+
+@pytest.mark.parametrize('rt, mode', [(NPU_MIXED, b'allow_mix_precision'),
+                                      (NPU_FP32, b'must_keep_origin_dtype')])
+def test_npu_session_config(rt, mode):
+    config = _roundtrip(npu_config.session_config(rt, local_rank=5))
+    rewrite = config.graph_options.rewrite_options
+    assert [c.name for c in rewrite.custom_optimizers] == ['NpuOptimizer']
+    params = rewrite.custom_optimizers[0].parameter_map
+    assert params['use_off_line'].b is True
+    assert params['precision_mode'].s == mode
+    assert rewrite.remapping == RewriterConfig.OFF
+    assert rewrite.memory_optimization == RewriterConfig.OFF
+    assert rewrite.auto_mixed_precision == RewriterConfig.DEFAULT
+    assert not config.allow_soft_placement
+    assert config.gpu_options.visible_device_list == ''  # Ascend picks its device from the env
+
+
+@pytest.mark.parametrize('rt, local_rank, amp, devices', [
+    (GPU_MIXED, None, RewriterConfig.ON, ''),
+    (GPU_MIXED, 3, RewriterConfig.ON, '3'),
+    (GPU_FP32, 1, RewriterConfig.DEFAULT, '1'),
+])
+def test_gpu_session_config(rt, local_rank, amp, devices):
+    config = _roundtrip(npu_config.session_config(rt, local_rank))
+    rewrite = config.graph_options.rewrite_options
+    assert config.gpu_options.allow_growth
+    assert config.gpu_options.visible_device_list == devices
+    assert rewrite.auto_mixed_precision == amp
+    assert not rewrite.custom_optimizers
+    assert rewrite.remapping == RewriterConfig.DEFAULT
+    assert config.allow_soft_placement
+
+
+def test_cpu_session_config():
+    config = _roundtrip(npu_config.session_config(CPU, local_rank=1))
+    rewrite = config.graph_options.rewrite_options
+    assert not rewrite.custom_optimizers
+    assert rewrite.auto_mixed_precision == RewriterConfig.DEFAULT
+    assert not config.gpu_options.allow_growth
+    assert config.allow_soft_placement
+
+
+# ---------------------------------------------------------------- optimizer wrapping
+
+def _quadratic():
+    """A variable at [1, -2] and the loss sum(w^2): gradient 2w, Adam's first step is -lr*sign."""
+    w = tf.get_variable('w', initializer=tf.constant([1.0, -2.0]))
+    return w, tf.reduce_sum(tf.square(w))
+
+
+def _one_step(train_op, w):
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op)
+        return sess.run(w)
+
+
+def test_cpu_and_gpu_fp32_leave_the_optimizer_alone():
+    with tf.Graph().as_default():
+        adam = tf.train.AdamOptimizer(LR)
+        assert npu_config.wrap_optimizer(adam, CPU) is adam
+        assert npu_config.wrap_optimizer(adam, GPU_FP32, Distribution('none')) is adam
+
+
+def test_gpu_mixed_wraps_in_dynamic_loss_scaling():
+    """enable_mixed_precision_graph_rewrite sets process-global state: always switch it off."""
+    try:
+        with tf.Graph().as_default():
+            adam = tf.train.AdamOptimizer(LR)
+            opt = npu_config.wrap_optimizer(adam, GPU_MIXED)
+            assert isinstance(opt, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
+            assert opt._optimizer is adam
+            assert type(opt._loss_scale).__name__ == 'DynamicLossScale'
+            w, loss = _quadratic()
+            np.testing.assert_allclose(_one_step(opt.minimize(loss), w), [1 - LR, -2 + LR],
+                                       rtol=1e-5)
+    finally:
+        tf.train.experimental.disable_mixed_precision_graph_rewrite()
+
+
+def test_cpu_path_never_imports_npu_bridge(fake_npu):
+    """Even with npu_bridge importable, choosing the CPU must not load it (nor hccl)."""
+    with tf.Graph().as_default():
+        rt = npu_config.resolve('cpu')
+        dist = Distribution('none')
+        npu_config.session_config(rt, dist.local_rank)
+        w, loss = _quadratic()
+        train = npu_config.wrap_optimizer(tf.train.AdamOptimizer(LR), rt, dist).minimize(loss)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run([dist.broadcast_op(), train])
+    assert _ascend_modules() == []
+
+
+def test_npu_mixed_1p_loss_scaling(fake_npu):
+    from npu_bridge.estimator.npu.npu_loss_scale_manager import ExponentialUpdateLossScaleManager
+    from npu_bridge.estimator.npu.npu_loss_scale_optimizer import NPULossScaleOptimizer
+    with tf.Graph().as_default():
+        adam = tf.train.AdamOptimizer(LR)
+        opt = npu_config.wrap_optimizer(adam, NPU_MIXED)
+        assert type(opt) is NPULossScaleOptimizer
+        assert opt._opt is adam and opt._is_distributed is False
+        manager = opt._loss_scale_manager
+        assert type(manager) is ExponentialUpdateLossScaleManager
+        assert (manager._incr_every_n_steps, manager._decr_every_n_nan_or_inf,
+                manager._decr_ratio) == (1000, 2, 0.5)
+        w, loss = _quadratic()
+        train = opt.minimize(loss)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert sess.run(manager.get_loss_scale()) == 2.0 ** 32
+            sess.run(train)
+            np.testing.assert_allclose(sess.run(w), [1 - LR, -2 + LR], rtol=1e-5)
+
+
+def test_npu_fp32_1p_is_plain(fake_npu):
+    with tf.Graph().as_default():
+        adam = tf.train.AdamOptimizer(LR)
+        assert npu_config.wrap_optimizer(adam, NPU_FP32) is adam
+    assert 'npu_bridge.estimator.npu.npu_loss_scale_optimizer' not in sys.modules
+
+
+# ---------------------------------------------------------------- HCCL
+
+def test_hccl_distribution_from_rank_table(hccl_rank3):
+    dist = hccl_rank3
+    assert (dist.backend, dist.rank, dist.size, dist.local_rank) == ('hccl', 3, 8, 3)
+    assert not dist.is_chief
+    assert dist.shard(list(range(20))) == [3, 11, 19]
+
+
+def test_hccl_shards_cover_the_training_set_once(fake_npu, monkeypatch):
+    monkeypatch.setenv('RANK_TABLE_FILE', RANK_TABLE)
+    monkeypatch.setenv('RANK_SIZE', '8')
+    monkeypatch.setenv('DEVICE_ID', '0')
+    scenes = list(range(161))  # the Sony training set's 161 scene ids, as positions
+    shards = []
+    for rank in range(8):
+        monkeypatch.setenv('RANK_ID', str(rank))
+        dist = Distribution('hccl')
+        assert dist.is_chief == (rank == 0)
+        shards.append(dist.shard(scenes))
+    assert sorted(sum(shards, [])) == scenes
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+@pytest.mark.parametrize('env, message', [
+    ({'RANK_ID': None}, 'RANK_ID'),
+    ({'ASCEND_DEVICE_ID': None}, 'ASCEND_DEVICE_ID or DEVICE_ID'),
+    ({'RANK_TABLE_FILE': '/nonexistent/rank_table.json'}, 'no such file'),
+    ({'RANK_SIZE': '4'}, 'HCCL reports rank 3 of 8'),
+    ({'RANK_ID': '9'}, 'RANK_ID=9 is not in'),
+])
+def test_hccl_environment_errors(fake_npu, monkeypatch, env, message):
+    base = {'RANK_TABLE_FILE': RANK_TABLE, 'RANK_ID': '3', 'RANK_SIZE': '8',
+            'ASCEND_DEVICE_ID': '3'}
+    base.update(env)
+    monkeypatch.delenv('DEVICE_ID', raising=False)
+    for key, value in base.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=message):
+        Distribution('hccl')
+
+
+def test_hccl_wrapping_order_and_step(hccl_rank3):
+    """NPUDistributedOptimizer inside NPULossScaleOptimizer(is_distributed=True), and it trains."""
+    from npu_bridge.estimator.npu.npu_loss_scale_optimizer import NPULossScaleOptimizer
+    from npu_bridge.estimator.npu.npu_optimizer import NPUDistributedOptimizer
+    with tf.Graph().as_default():
+        adam = tf.train.AdamOptimizer(LR)
+        opt = npu_config.wrap_optimizer(adam, NPU_MIXED, hccl_rank3)
+        assert type(opt) is NPULossScaleOptimizer and opt._is_distributed is True
+        assert type(opt._opt) is NPUDistributedOptimizer
+        assert opt._opt._optimizer is adam
+        w, loss = _quadratic()
+        train = opt.minimize(loss)
+        assert len(_ops_named('HcomAllReduce')) == 2  # the gradient of w and the overflow flag
+        # Every rank holds the same data in the double, so the average equals the local gradient.
+        np.testing.assert_allclose(_one_step(train, w), [1 - LR, -2 + LR], rtol=1e-5)
+
+
+def test_hccl_fp32_uses_the_distributed_optimizer_only(hccl_rank3):
+    from npu_bridge.estimator.npu.npu_optimizer import NPUDistributedOptimizer
+    with tf.Graph().as_default():
+        adam = tf.train.AdamOptimizer(LR)
+        opt = npu_config.wrap_optimizer(adam, NPU_FP32, hccl_rank3)
+        assert type(opt) is NPUDistributedOptimizer and opt._optimizer is adam
+
+
+def test_hccl_broadcast_assigns_rank0_values_back(hccl_rank3):
+    """broadcast() only returns tensors: the op must assign them to the variables.
+
+    Feeding the broadcast outputs plays rank 0's values; afterwards the variables hold them.
+    """
+    with tf.Graph().as_default():
+        a = tf.get_variable('a', initializer=tf.constant([1.0, 2.0]))
+        b = tf.get_variable('b', initializer=tf.constant(3.0))
+        step = tf.get_variable('step', initializer=tf.constant(7, dtype=tf.int64))
+        sync = hccl_rank3.broadcast_op()
+        outputs = [op.outputs[0] for op in _ops_named('HcomBroadcast')]
+        assert len(outputs) == 2  # float variables only
+        rank0 = {t: np.full(t.shape.as_list(), -5.0, np.float32) for t in outputs}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(sync, feed_dict=rank0)
+            np.testing.assert_array_equal(sess.run(a), [-5.0, -5.0])
+            assert sess.run(b) == -5.0
+            assert sess.run(step) == 7
+
+
+def test_single_rank_broadcasts_are_no_ops(fake_npu, monkeypatch, tmp_path):
+    with open(RANK_TABLE) as f:
+        table = json.load(f)
+    table['server_list'][0]['device'] = table['server_list'][0]['device'][:1]
+    (tmp_path / 'rank_table_1p.json').write_text(json.dumps(table))
+    for key, value in (('RANK_TABLE_FILE', str(tmp_path / 'rank_table_1p.json')), ('RANK_ID', '0'),
+                       ('RANK_SIZE', '1'), ('DEVICE_ID', '0')):
+        monkeypatch.setenv(key, value)
+    with tf.Graph().as_default():
+        tf.get_variable('v', initializer=tf.constant(1.0))
+        for dist in (Distribution('none'), Distribution('hccl')):
+            assert (dist.rank, dist.size, dist.is_chief) == (0, 1, True)
+            assert dist.shard([4, 5, 6]) == [4, 5, 6]
+            assert dist.broadcast_op().type == 'NoOp'
+
+
+@pytest.mark.parametrize('rt', [GPU_MIXED, CPU])
+def test_hccl_needs_the_npu(hccl_rank3, rt):
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match='use hccl on Ascend'):
+            npu_config.wrap_optimizer(tf.train.AdamOptimizer(LR), rt, hccl_rank3)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match='distributed backend must be one of'):
+        Distribution('mpi')
+
+
+# ---------------------------------------------------------------- flags, fresh interpreter
+
+FLAGS_PROBE = r'''
+import sys
+from absl import flags
+import npu_config
+npu_config.define_flags(distributed=True)
+flags.FLAGS(sys.argv)
+rt = npu_config.runtime_from_flags()
+dist = npu_config.Distribution(flags.FLAGS.distributed)
+npu_config.session_config(rt, dist.local_rank)
+print(npu_config.describe(rt))
+print(sorted(m for m in sys.modules if m.split('.')[0] in ('npu_bridge', 'hccl')))
+'''
+
+
+def test_flags_in_a_fresh_interpreter_with_npu_bridge_importable():
+    """The shared flags parse, and --device=cpu leaves an installed npu_bridge unimported."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKES]), TF_CPP_MIN_LOG_LEVEL='2')
+    out = subprocess.run([sys.executable, '-c', FLAGS_PROBE, '--device=cpu', '--precision=fp32',
+                          '--distributed=none'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ['device=cpu precision=fp32 (float32)', '[]']
