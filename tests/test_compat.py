@@ -1,0 +1,42 @@
+"""Every Python file stays runnable on the Ascend image: TF 1.15 API and Python 3.7."""
+import os
+import shutil
+import subprocess
+import sys
+
+from conftest import ROOT
+
+CHECKER = os.path.join(ROOT, 'tools', 'tf115', 'check_tf115.py')
+# The checker is a development tool: it needs Python 3.8+ (ast feature_version), never the image.
+TOOLS = os.path.join(ROOT, 'tools') + os.sep
+
+
+def python_files(exclude=None):
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith('.') and d not in ('dataset', 'result_Sony',
+                                                                          'checkpoint')]
+        found += [os.path.join(folder, f) for f in files if f.endswith('.py')]
+    return sorted(f for f in found if not (exclude and f.startswith(exclude)))
+
+
+def test_the_project_has_its_scripts():
+    names = {os.path.relpath(p, ROOT) for p in python_files()}
+    assert {'network.py', 'npu_config.py', 'sid_io.py', 'scripts/make_dataset.py'} <= names
+
+
+def test_tf115_api_checker_reports_nothing():
+    result = subprocess.run([sys.executable, CHECKER] + python_files(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    assert result.returncode == 0, result.stdout
+    assert ' 0 error(s)' in result.stdout
+
+
+def test_vermin_finds_nothing_newer_than_python_37():
+    vermin = shutil.which('vermin') or os.path.join(os.path.dirname(sys.executable), 'vermin')
+    assert os.path.exists(vermin), 'vermin is not installed: pip install -r requirements-dev.txt'
+    result = subprocess.run([vermin, '-t=3.7-', '--violations',
+                             '--eval-annotations', '--no-tips'] + python_files(exclude=TOOLS),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    assert result.returncode == 0, result.stdout
