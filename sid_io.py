@@ -238,3 +238,136 @@ def fail_cleanly(main):
             sys.stderr.write('error: %s\n' % e)
             sys.exit(1)
     return wrapper
+
+
+# ================================================================ decoded-raw cache
+# (train_Sony.py, issue 4) Decoding a raw costs 0.1-1.2 s; a training step needs only a crop.
+# So each raw is decoded once into an uncompressed .npy of uint16 (packed Bayer counts for a short
+# exposure, postprocessed 16-bit RGB for a long one) that training memory-maps and crops. The
+# source's size and mtime are part of the cache file name: a changed raw gets a new entry and the
+# stale one is deleted, and a half-written entry can never be mistaken for a good one (atomic_path).
+
+CACHE_VERSION = 1  # bump when the decoded content changes meaning
+CACHE_KINDS = ('input', 'gt')  # input: pack_bayer of read_bayer; gt: postprocess (both uint16)
+
+
+def _cache_stem(raw_path, kind, cache_dir, data_dir):
+    """The cache path of `raw_path` without its stamp: the raw's path below data_dir, mirrored."""
+    if kind not in CACHE_KINDS:
+        raise ValueError('cache kind must be one of %s, got %r' % (CACHE_KINDS, kind))
+    raw_path, data_dir = os.path.abspath(raw_path), os.path.abspath(data_dir)
+    rel = os.path.relpath(raw_path, data_dir)
+    if rel.startswith(os.pardir):  # a raw outside data_dir: mirror its absolute path
+        rel = os.path.join('_outside', raw_path.lstrip(os.sep))
+    return os.path.join(cache_dir, rel + '.' + kind)
+
+
+def cache_file(raw_path, kind, cache_dir, data_dir):
+    """Where the decoded `kind` of `raw_path` lives: <stem>.v<version>-<size>-<mtime_ns>.npy."""
+    try:
+        st = os.stat(raw_path)
+    except OSError as e:
+        raise SidError('%s: raw file not found (%s)' % (raw_path, e.strerror or e))
+    stamp = 'v%d-%d-%d' % (CACHE_VERSION, st.st_size, st.st_mtime_ns)
+    return '%s.%s.npy' % (_cache_stem(raw_path, kind, cache_dir, data_dir), stamp)
+
+
+def decode_for_cache(raw_path, kind):
+    """The array a cache entry holds: uint16 [H/2, W/2, 4] packed counts or uint16 [H, W, 3] RGB."""
+    if kind == 'input':
+        return np.ascontiguousarray(pack_bayer(read_bayer(raw_path)[0]))
+    return np.ascontiguousarray(postprocess(raw_path), dtype=np.uint16)
+
+
+def open_cached(path):
+    """A read-only memory map of a cache entry (cheap: only the pages a crop touches are read)."""
+    try:
+        array = np.load(path, mmap_mode='r')
+    except (OSError, ValueError) as e:
+        raise SidError('%s: unreadable cache entry (%s); delete it to rebuild' % (path, e))
+    if array.dtype != np.uint16 or array.ndim != 3:
+        raise SidError('%s: cache entry is %s %s, expected 3-D uint16; delete it to rebuild'
+                       % (path, array.dtype, array.shape))
+    return array
+
+
+def _entry_ok(path):
+    try:
+        open_cached(path)
+        return True
+    except SidError:
+        return False
+
+
+def build_cache_entry(raw_path, kind, cache_dir, data_dir):
+    """Decode `raw_path` into its cache entry unless a valid one exists; returns the entry path."""
+    import glob
+    path = cache_file(raw_path, kind, cache_dir, data_dir)
+    if os.path.isfile(path) and _entry_ok(path):
+        return path
+    array = decode_for_cache(raw_path, kind)
+    with atomic_write(path) as f:
+        np.save(f, array)
+    for stale in glob.glob(glob.escape(_cache_stem(raw_path, kind, cache_dir, data_dir)) + '.v*.npy'):
+        if stale != path:
+            with contextlib.suppress(OSError):
+                os.remove(stale)
+    return path
+
+
+def _quiet_fork_warning():
+    """rawpy warns in every forked worker; build_cache forks only before LibRaw ever ran."""
+    import warnings
+    warnings.filterwarnings('ignore', message='rawpy is being used in a process created by')
+
+
+def _build_job(job):
+    return job, build_cache_entry(*job)
+
+
+def build_cache(raws, cache_dir, data_dir, workers=0, progress=True):
+    """Make sure every (raw_path, kind) in `raws` has a cache entry; returns {(raw, kind): path}.
+
+    Missing or stale entries are decoded in `workers` processes (0: all cores) with a progress
+    bar; an unreadable raw raises its one-line SidError before anything trains.
+    """
+    import multiprocessing
+    from tqdm import tqdm
+    jobs = sorted(set((raw, kind) for raw, kind in raws))
+    done, todo = {}, []
+    for raw, kind in jobs:
+        path = cache_file(raw, kind, cache_dir, data_dir)
+        if os.path.isfile(path) and _entry_ok(path):
+            done[(raw, kind)] = path
+        else:
+            todo.append((raw, kind, cache_dir, data_dir))
+    if not todo:
+        return done
+    workers = min(workers or multiprocessing.cpu_count(), len(todo))
+    bar = tqdm(total=len(todo), desc='decoding raws into %s' % cache_dir, unit='file',
+               disable=not progress)
+    if workers <= 1:
+        results = (_build_job(job) for job in todo)
+        pool = None
+    else:
+        # Forking is safe while this process has never run LibRaw (its OpenMP pool is what can
+        # deadlock a forked child); otherwise pay for spawn's slower start.
+        import sys
+        ctx = multiprocessing.get_context('spawn' if 'rawpy' in sys.modules else 'fork')
+        pool = ctx.Pool(workers, initializer=_quiet_fork_warning)
+        results = pool.imap_unordered(_build_job, todo)
+    try:
+        for job, path in results:
+            done[job[:2]] = path
+            bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return done
+
+
+def gt_to_float(rgb):
+    """uint16 postprocessed RGB (any crop of it) -> the paper's [0, 1] float32 target."""
+    return rgb.astype(np.float32) / np.float32(GT_SCALE)

@@ -1,0 +1,421 @@
+"""Train the SID U-Net on the Sony set (Chen et al., "Learning to See in the Dark", CVPR 2018).
+
+The paper's recipe (shared/docs/sid_facts.md): every step takes one training scene, one of its
+short exposures at random, the ratio-amplified packed raw clipped at 1, a random 512 x 512 crop
+(1024 x 1024 of the ground truth at the same place), random vertical flip, horizontal flip and
+transpose, L1 loss, Adam at 1e-4 dropping to 1e-5 after epoch 2000.
+
+What differs from the official script is how, not what:
+- raws are decoded once into an on-disk uint16 cache (sid_io's decoded-raw cache) and crops are
+  cut from memory maps, so memory stays flat in the dataset size instead of 64+ GB of float32;
+- a tf.data pipeline (GetNext-fed graph, as Ascend's iterations_per_loop needs) cuts, amplifies
+  and flips crops in parallel threads ahead of the step;
+- epoch and global step live in the checkpoint, so a restart resumes at the next epoch with the
+  right learning rate; SIGINT/SIGTERM save first; a non-finite float32 loss stops the run.
+
+    python3 scripts/make_dataset.py                      # or the real Sony set in ./dataset
+    python3 train_Sony.py --epochs=1001                  # the seed's recipe
+    horovodrun -np 2 --gloo python3 train_Sony.py --distributed=horovod
+"""
+import math
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import time
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from absl import app, flags
+
+import network
+import npu_config
+import sid_io
+
+# ---------------------------------------------------------------- the paper's recipe
+PATCH = 512              # packed-input crop; the ground truth crop is twice that
+EPOCHS = 4000            # the paper; the seed's recipe stops at --epochs=1001
+LEARNING_RATE = 1e-4
+LR_DROP_EPOCH = 2000     # epochs after this one use LEARNING_RATE * LR_DROP_FACTOR
+LR_DROP_FACTOR = 0.1
+BATCH = 1
+SAVE_FREQ = 500          # sample JPGs every this many epochs
+UPSCALE = 2              # packed pixel -> 2x2 output pixels
+
+# ---------------------------------------------------------------- files and logs
+CHECKPOINT_NAME = 'model.ckpt'   # files model.ckpt-<global step>.*; test_Sony.py restores them
+KEEP_CHECKPOINTS = 2             # the previous one survives anything that happens to the newest
+EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
+SAMPLE_DIR = '%04d'
+SAMPLE_NAME = '%05d_00_train_%d.jpg'  # scene id, ratio (the official names)
+JPEG_QUALITY = 95
+PARALLEL_CROPS = 2       # tf.data map threads cutting crops (numpy releases the GIL)
+PREFETCH_BATCHES = 4     # batches ready ahead of the step
+
+# One line per step (the ModelZoo performance script averages Time=) and one per epoch; parse
+# both with the regexes below, never with ad-hoc greps.
+_FLOAT = r'([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))'
+STEP_LOG = '%d %d Loss=%.6f Time=%.4f'  # epoch, step in epoch, running mean L1, step seconds
+STEP_LOG_RE = re.compile(r'^(\d+) (\d+) Loss=%s Time=%s$' % (_FLOAT, _FLOAT))
+EPOCH_LOG = ('Epoch %d done: steps=%d mean_loss=%.6f epoch_time=%.2f input_wait=%.3f lr=%g '
+             'checkpoint=%s')
+EPOCH_LOG_RE = re.compile(r'^Epoch (\d+) done: steps=(\d+) mean_loss=%s epoch_time=%s '
+                          r'input_wait=%s lr=%s checkpoint=(\S+)$' % ((_FLOAT,) * 4))
+FIRST_STEP_LOG = 'First step at unix time %.3f, %.2f s after start'
+FIRST_STEP_LOG_RE = re.compile(r'^First step at unix time %s, %s s after start$' % (_FLOAT, _FLOAT))
+
+Crop = namedtuple('Crop', 'pair y x flip_v flip_h transpose')
+
+
+class TrainingStopped(sid_io.SidError):
+    """Training cannot go on (non-finite loss): one line naming the step, exit 1."""
+
+
+# ---------------------------------------------------------------- data: scenes and sampling
+
+def group_scenes(pairs):
+    """Scene id -> indices of its pairs, in scene order: one epoch visits every scene once."""
+    scenes = OrderedDict()
+    for i, pair in enumerate(pairs):
+        scenes.setdefault(sid_io.parse_name(pair.short)[0], []).append(i)
+    return OrderedDict(sorted(scenes.items()))
+
+
+def steps_per_epoch(n_scenes, world_size, batch_size):
+    """Every rank runs the same number of steps (collectives would hang otherwise): the largest
+    shard, in batches. Shorter shards top up with random scenes of their own."""
+    return int(math.ceil(int(math.ceil(n_scenes / float(world_size))) / float(batch_size)))
+
+
+def learning_rate(epoch, base=LEARNING_RATE, drop_epoch=LR_DROP_EPOCH):
+    """The paper's schedule: `base` up to and including `drop_epoch`, a tenth of it afterwards."""
+    return base if epoch <= drop_epoch else base * LR_DROP_FACTOR
+
+
+def epoch_crops(scenes, shapes, ps, samples, rng):
+    """The crops of one epoch on one rank: the official sampling rule.
+
+    A random permutation of this rank's scenes (topped up to `samples`), per scene one of its short
+    exposures at random, a uniform crop position (inclusive of the last one, unlike the official
+    randint's off-by-one) and three coin flips: vertical flip, horizontal flip, transpose.
+    """
+    ids = list(scenes)
+    order = list(rng.permutation(len(ids)))
+    order += list(rng.randint(0, len(ids), samples - len(order)))
+    crops = []
+    for k in order:
+        members = scenes[ids[k]]
+        pair = members[rng.randint(len(members))]
+        height, width = shapes[pair]
+        y, x = rng.randint(0, height - ps + 1), rng.randint(0, width - ps + 1)
+        flip_v, flip_h, transpose = (int(rng.randint(2)) for _ in range(3))
+        crops.append(Crop(pair, int(y), int(x), flip_v, flip_h, transpose))
+    return crops
+
+
+def epoch_rng(seed, epoch, rank):
+    """The epoch's sampling depends only on (seed, epoch, rank): a resumed run sees the same data."""
+    return np.random.RandomState([seed, epoch, rank])
+
+
+def augment(a, crop):
+    """The official flips on an [H, W, C] crop (views; the float conversion makes them contiguous)."""
+    if crop.flip_v:
+        a = a[::-1]
+    if crop.flip_h:
+        a = a[:, ::-1]
+    if crop.transpose:
+        a = a.transpose(1, 0, 2)
+    return a
+
+
+def cut_patch(packed, rgb, ratio, crop, ps):
+    """Crop, flip, then amplify/convert only the crop: (float32 input [ps,ps,4], target [2ps,2ps,3])."""
+    y, x = crop.y, crop.x
+    raw = augment(packed[y:y + ps, x:x + ps], crop)
+    gt = augment(rgb[UPSCALE * y:UPSCALE * (y + ps), UPSCALE * x:UPSCALE * (x + ps)], crop)
+    return sid_io.amplify(sid_io.normalize(raw), ratio), sid_io.gt_to_float(gt)
+
+
+class CachedPairs(object):
+    """The training pairs as cache entries; crops are read from fresh memory maps, so nothing of
+    the dataset stays resident in this process (the page cache keeps hot files fast anyway)."""
+
+    def __init__(self, pairs, entries):
+        self.pairs = pairs
+        self.inputs = [entries.get((p.short, 'input')) for p in pairs]  # None: another rank's
+        self.targets = [entries.get((p.long, 'gt')) for p in pairs]  # novm
+        self.ratios = [sid_io.exposure_ratio(p.short, p.long) for p in pairs]  # novm
+        self.scene_ids = [sid_io.parse_name(p.short)[0] for p in pairs]
+
+    def check_shapes(self, indices, ps):
+        """Packed [h, w, 4] inputs with [2h, 2w, 3] targets, at least ps on a side; {pair: (h, w)}."""
+        shapes = {}
+        for i in indices:
+            packed, rgb = sid_io.open_cached(self.inputs[i]), sid_io.open_cached(self.targets[i])
+            h, w, c = packed.shape
+            where = '%s (list line %d)' % (self.pairs[i].short, self.pairs[i].line)
+            target = self.pairs[i].long  # novm (the list's long-exposure field, not Python 2)
+            if c != 4 or rgb.shape != (UPSCALE * h, UPSCALE * w, 3):
+                raise sid_io.SidError('%s: packed input %s does not match ground truth %s of %s'
+                                      % (where, packed.shape, rgb.shape, target))
+            if min(h, w) < ps:
+                raise sid_io.SidError('%s: packed size %dx%d is smaller than --ps=%d'
+                                      % (where, h, w, ps))
+            shapes[i] = (h, w)
+        return shapes
+
+    def patch(self, crop, ps):
+        packed = sid_io.open_cached(self.inputs[crop.pair])
+        rgb = sid_io.open_cached(self.targets[crop.pair])
+        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps)
+
+
+def input_pipeline(data, crops, ps, batch_size):
+    """tf.data: crop plans (from the callable `crops`) -> parallel numpy crops -> batches, prefetched.
+
+    Yields (input [N,ps,ps,4], target [N,2ps,2ps,3], scene id [N], ratio [N], ready time [N]);
+    the ready time (when the crop was finished) tells how long a step waited for its data.
+    """
+    def plans():
+        for crop in crops():
+            yield tuple(crop)
+
+    def load(pair, y, x, flip_v, flip_h, transpose):
+        crop = Crop(int(pair), int(y), int(x), int(flip_v), int(flip_h), int(transpose))
+        raw, gt = data.patch(crop, ps)
+        return (raw, gt, np.int32(data.scene_ids[crop.pair]), np.float32(data.ratios[crop.pair]),
+                np.float64(time.time()))
+
+    def load_op(*plan):
+        raw, gt, scene, ratio, ready = tf.numpy_function(
+            load, list(plan), [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
+        raw.set_shape([ps, ps, 4])
+        gt.set_shape([UPSCALE * ps, UPSCALE * ps, 3])
+        for t in (scene, ratio, ready):
+            t.set_shape([])
+        return raw, gt, scene, ratio, ready
+
+    ds = tf.data.Dataset.from_generator(plans, (tf.int32,) * len(Crop._fields),
+                                        (tf.TensorShape([]),) * len(Crop._fields))
+    ds = ds.map(load_op, num_parallel_calls=PARALLEL_CROPS)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(PREFETCH_BATCHES)
+    return tf.data.make_one_shot_iterator(ds).get_next()
+
+
+# ---------------------------------------------------------------- checkpoints and outputs
+
+def resume_point(checkpoint_dir):
+    """(latest checkpoint path or None, last completed epoch) - from the checkpoint, not folders."""
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    path = tf.train.latest_checkpoint(checkpoint_dir)
+    if state is not None and state.model_checkpoint_path and path is None:
+        raise sid_io.SidError('%s: the checkpoint index names %s, which is missing'
+                              % (os.path.join(checkpoint_dir, 'checkpoint'),
+                                 state.model_checkpoint_path))
+    if path is None:
+        return None, 0
+    try:
+        return path, int(tf.train.load_variable(path, EPOCH_VAR))
+    except (tf.errors.OpError, ValueError) as e:
+        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s)'
+                              % (path, str(e).splitlines()[0]))
+
+
+def restore(saver, sess, path, what):
+    try:
+        saver.restore(sess, path)
+    except (tf.errors.OpError, ValueError) as e:
+        raise sid_io.SidError('%s: cannot restore %s (%s)' % (path, what, str(e).splitlines()[0]))
+
+
+def save_sample(result_dir, epoch, scene_id, ratio, target, output):
+    """Ground truth | output side by side, 8-bit JPG, written atomically."""
+    from PIL import Image
+    image = np.concatenate([target, np.clip(output, 0.0, 1.0)], axis=1)
+    path = os.path.join(result_dir, SAMPLE_DIR % epoch, SAMPLE_NAME % (scene_id, int(round(ratio))))
+    with sid_io.atomic_path(path) as tmp:
+        Image.fromarray((image * 255.0 + 0.5).astype(np.uint8)).save(tmp, 'JPEG',
+                                                                      quality=JPEG_QUALITY)
+
+
+def scalar_summary(writer, tag, value, step):
+    """Host-side TensorBoard scalar: no summary ops in the device graph."""
+    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))]),
+                       step)
+
+
+class StopRequest(object):
+    """SIGINT/SIGTERM only set a flag; the loop finishes the step, saves, then exits."""
+
+    def __init__(self):
+        self.signum = None
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame):
+        del frame
+        self.signum = signum
+
+
+# ---------------------------------------------------------------- training
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    start = time.time()
+    tf.disable_v2_behavior()
+    f = flags.FLAGS
+    rt = npu_config.runtime_from_flags()
+    dist = npu_config.Distribution(f.distributed)
+    say = print if dist.is_chief else (lambda *a, **k: None)
+    say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
+
+    # Data: every training file checked, decoded into the cache, and shape-checked before step 1.
+    pairs = sid_io.read_list(f.train_list, f.data_dir)
+    if not pairs:
+        raise sid_io.SidError('%s: the training list has no pairs' % f.train_list)
+    scenes = group_scenes(pairs)
+    mine = OrderedDict((s, scenes[s]) for s in dist.shard(list(scenes)))
+    if not mine:
+        raise sid_io.SidError('%s: %d scenes cannot feed %d ranks' % (f.train_list, len(scenes),
+                                                                     dist.size))
+    my_pairs = [i for members in mine.values() for i in members]
+    cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
+    long_raws = [pairs[i].long for i in my_pairs]  # novm
+    raws = [(pairs[i].short, 'input') for i in my_pairs] + [(raw, 'gt') for raw in long_raws]
+    workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
+    entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
+    data = CachedPairs(pairs, entries)
+    shapes = data.check_shapes(my_pairs, f.ps)
+    steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
+    say('%d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
+        % (len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
+
+    ckpt_path, done_epochs = resume_point(f.checkpoint_dir)
+    first_epoch = done_epochs + 1
+    if first_epoch > f.epochs:
+        say('%s already holds epoch %d of %d: nothing to do' % (ckpt_path, done_epochs, f.epochs))
+        return
+
+    def all_crops():
+        for epoch in range(first_epoch, f.epochs + 1):
+            for crop in epoch_crops(mine, shapes, f.ps, steps * f.batch_size,
+                                    epoch_rng(f.seed, epoch, dist.rank)):
+                yield crop
+
+    # The graph: pipeline -> U-Net -> L1 -> Adam (wrapped for the device and the world).
+    tf.set_random_seed(f.seed)
+    inputs, targets, scene_ids, ratios, ready = input_pipeline(data, all_crops, f.ps,
+                                                               f.batch_size)
+    outputs = network.unet(inputs)
+    loss = tf.reduce_mean(tf.abs(outputs - targets))
+    global_step = tf.train.get_or_create_global_step()
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name=EPOCH_VAR)
+    lr_var = tf.Variable(f.learning_rate, dtype=tf.float32, trainable=False, name=LR_VAR)
+    epoch_in = tf.placeholder(tf.int64, [])
+    lr_in = tf.placeholder(tf.float32, [])
+    set_epoch, set_lr = tf.assign(epoch_var, epoch_in), tf.assign(lr_var, lr_in)
+    optimizer = npu_config.wrap_optimizer(tf.train.AdamOptimizer(lr_var), rt, dist)
+    train_op = optimizer.minimize(loss, global_step=global_step)
+    broadcast = dist.broadcast_op()
+    saver = tf.train.Saver(max_to_keep=KEEP_CHECKPOINTS)
+    weights_saver = tf.train.Saver(network.model_variables())
+
+    sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank))
+    sess.run(tf.global_variables_initializer())
+    if ckpt_path:
+        restore(saver, sess, ckpt_path, 'the training state')
+        say('resumed from %s: epoch %d done, starting epoch %d' % (ckpt_path, done_epochs,
+                                                                   first_epoch))
+    elif f.finetune_from:
+        source = (tf.train.latest_checkpoint(f.finetune_from) if os.path.isdir(f.finetune_from)
+                  else f.finetune_from)
+        restore(weights_saver, sess, source or f.finetune_from, 'the U-Net weights')
+        say('fine-tuning from the U-Net weights of %s (fresh optimizer state)' % source)
+    sess.run(broadcast)
+
+    prefix = os.path.join(f.checkpoint_dir, CHECKPOINT_NAME)
+    writer = tf.summary.FileWriter(f.result_dir) if dist.is_chief else None
+    stop = StopRequest()
+    base_lr = f.learning_rate * (dist.size if f.scale_lr_by_world_size else 1)
+    loss_scaled = rt.precision == 'mixed'  # skipped overflow steps are normal there
+    last_saved = ckpt_path
+    fetches = {'train': train_op, 'loss': loss, 'step': global_step, 'ready': ready}
+    samples = {'output': outputs, 'target': targets, 'scene': scene_ids, 'ratio': ratios}
+
+    def save(epoch_done):
+        sess.run(set_epoch, {epoch_in: epoch_done})
+        return saver.save(sess, prefix, global_step=global_step) if dist.is_chief else None
+
+    for epoch in range(first_epoch, f.epochs + 1):
+        lr = learning_rate(epoch, base_lr, f.lr_drop_epoch)
+        sess.run(set_lr, {lr_in: lr})
+        keep_samples = dist.is_chief and epoch % f.save_freq == 0
+        losses, waited, epoch_start = [], 0.0, time.time()
+        for step in range(1, steps + 1):
+            t0 = time.time()
+            out = sess.run(dict(fetches, **samples) if keep_samples else fetches)
+            dt = time.time() - t0
+            if epoch == first_epoch and step == 1:
+                say(FIRST_STEP_LOG % (t0, t0 - start))
+            waited += max(0.0, float(np.max(out['ready'])) - t0)
+            if not np.isfinite(out['loss']) and not loss_scaled:
+                raise TrainingStopped(
+                    'loss is %s at epoch %d step %d (global step %d); stopped, last good '
+                    'checkpoint: %s' % (out['loss'], epoch, step, out['step'], last_saved))
+            losses.append(out['loss'])
+            say(STEP_LOG % (epoch, step, np.mean(losses), dt))
+            if writer is not None:
+                scalar_summary(writer, 'loss', out['loss'], out['step'])
+            if keep_samples:
+                save_sample(f.result_dir, epoch, out['scene'][0], out['ratio'][0],
+                            out['target'][0], out['output'][0])
+            if stop.signum is not None:
+                # The interrupted epoch is not counted: a restart runs it again in full.
+                last_saved = save(epoch - 1)
+                say('stopped by signal %d at epoch %d step %d; saved %s'
+                    % (stop.signum, epoch, step, last_saved))
+                sys.stdout.flush()
+                sys.exit(128 + stop.signum)
+        last_saved = save(epoch)
+        if writer is not None:
+            scalar_summary(writer, 'learning_rate', lr, out['step'])
+            scalar_summary(writer, 'epoch_loss', np.mean(losses), out['step'])
+            writer.flush()
+        say(EPOCH_LOG % (epoch, steps, np.mean(losses), time.time() - epoch_start, waited, lr,
+                         last_saved))
+        sys.stdout.flush()
+    if writer is not None:
+        writer.close()
+
+
+def define_flags():
+    flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/; list paths are '
+                        'relative to it')
+    flags.DEFINE_string('train_list', './Sony_train_list.txt', 'training pairs, official format')
+    flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/', 'checkpoints (model.ckpt-*), '
+                        'saved every epoch; training resumes from the latest one here')
+    flags.DEFINE_string('result_dir', './result_Sony/', 'sample JPGs (<epoch>/) and TensorBoard')
+    flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
+    flags.DEFINE_integer('cache_workers', 0, 'processes decoding raws into the cache; 0: '
+                         'all cores (divided among ranks)')
+    flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: 1001)')
+    flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x)')
+    flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)')
+    flags.DEFINE_integer('save_freq', SAVE_FREQ, 'write sample JPGs every this many epochs')
+    flags.DEFINE_float('learning_rate', LEARNING_RATE, 'Adam learning rate')
+    flags.DEFINE_integer('lr_drop_epoch', LR_DROP_EPOCH, 'learning rate / 10 after this epoch')
+    flags.DEFINE_boolean('scale_lr_by_world_size', False, 'multiply the learning rate by the '
+                         'number of ranks (the paper trains on one device)')
+    flags.DEFINE_integer('seed', 0, 'seed of the weights and of the crop sampling')
+    flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
+                        'weights start a fresh run; ignored when checkpoint_dir has one')
+    npu_config.define_flags(distributed=True)
+
+
+if __name__ == '__main__':
+    define_flags()
+    app.run(main)
