@@ -176,12 +176,20 @@ def pack_bayer(bayer):
 
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):
     """Raw counts -> [0, 1] float32 after black subtraction (the paper's scaling)."""
-    return np.maximum(packed.astype(np.float32) - black, 0) / np.float32(white - black)
+    x = packed.astype(np.float32)  # in place from here: no temporaries on training's hot path
+    x -= np.float32(black)
+    np.maximum(x, 0, out=x)
+    x /= np.float32(white - black)
+    return x
 
 
-def amplify(x, ratio):
-    """The paper's brightening of the short exposure: multiply by the ratio, clip at 1."""
-    return np.minimum(x * np.float32(ratio), 1.0)
+def amplify(x, ratio, out=None):
+    """The paper's brightening of the short exposure: multiply by the ratio, clip at 1.
+
+    out=x updates a float32 x in place (training's crops); by default x is left alone.
+    """
+    y = np.multiply(x, np.float32(ratio), out=out)
+    return np.minimum(y, 1.0, out=y)
 
 
 def pack_raw(path, levels='paper'):
@@ -370,4 +378,6 @@ def build_cache(raws, cache_dir, data_dir, workers=0, progress=True):
 
 def gt_to_float(rgb):
     """uint16 postprocessed RGB (any crop of it) -> the paper's [0, 1] float32 target."""
-    return rgb.astype(np.float32) / np.float32(GT_SCALE)
+    out = rgb.astype(np.float32)
+    out /= np.float32(GT_SCALE)
+    return out

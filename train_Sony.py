@@ -120,23 +120,23 @@ def epoch_rng(seed, epoch, rank):
     return np.random.RandomState([seed, epoch, rank])
 
 
-def augment(a, crop):
-    """The official flips on an [H, W, C] crop (views; the float conversion makes them contiguous)."""
-    if crop.flip_v:
-        a = a[::-1]
-    if crop.flip_h:
-        a = a[:, ::-1]
-    if crop.transpose:
-        a = a.transpose(1, 0, 2)
-    return a
+def cut_patch(packed, rgb, ratio, y, x, ps):
+    """Crop, then amplify/convert only the crop: (float32 input [ps,ps,4], target [2ps,2ps,3]).
+
+    Flips come later, in the graph (flip_patch): flipping the memory map itself means a strided
+    copy that costs more than everything else here.
+    """
+    raw = packed[y:y + ps, x:x + ps]
+    gt = rgb[UPSCALE * y:UPSCALE * (y + ps), UPSCALE * x:UPSCALE * (x + ps)]
+    inp = sid_io.normalize(raw)
+    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(gt)
 
 
-def cut_patch(packed, rgb, ratio, crop, ps):
-    """Crop, flip, then amplify/convert only the crop: (float32 input [ps,ps,4], target [2ps,2ps,3])."""
-    y, x = crop.y, crop.x
-    raw = augment(packed[y:y + ps, x:x + ps], crop)
-    gt = augment(rgb[UPSCALE * y:UPSCALE * (y + ps), UPSCALE * x:UPSCALE * (x + ps)], crop)
-    return sid_io.amplify(sid_io.normalize(raw), ratio), sid_io.gt_to_float(gt)
+def flip_patch(image, flip_v, flip_h, transpose):
+    """The official augmentation, in that order: flip rows, flip columns, swap the two axes."""
+    image = tf.cond(flip_v > 0, lambda: tf.reverse(image, [0]), lambda: image)
+    image = tf.cond(flip_h > 0, lambda: tf.reverse(image, [1]), lambda: image)
+    return tf.cond(transpose > 0, lambda: tf.transpose(image, [1, 0, 2]), lambda: image)
 
 
 class CachedPairs(object):
@@ -167,14 +167,15 @@ class CachedPairs(object):
             shapes[i] = (h, w)
         return shapes
 
-    def patch(self, crop, ps):
-        packed = sid_io.open_cached(self.inputs[crop.pair])
-        rgb = sid_io.open_cached(self.targets[crop.pair])
-        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps)
+    def patch(self, pair, y, x, ps):
+        """The unflipped float crops at packed position (y, x) of a pair."""
+        packed = sid_io.open_cached(self.inputs[pair])
+        rgb = sid_io.open_cached(self.targets[pair])
+        return cut_patch(packed, rgb, self.ratios[pair], y, x, ps)
 
 
 def input_pipeline(data, crops, ps, batch_size):
-    """tf.data: crop plans (from the callable `crops`) -> parallel numpy crops -> batches, prefetched.
+    """tf.data: crop plans (from the callable `crops`) -> parallel crops -> flips -> batches.
 
     Yields (input [N,ps,ps,4], target [N,2ps,2ps,3], scene id [N], ratio [N], ready time [N]);
     the ready time (when the crop was finished) tells how long a step waited for its data.
@@ -183,25 +184,29 @@ def input_pipeline(data, crops, ps, batch_size):
         for crop in crops():
             yield tuple(crop)
 
-    def load(pair, y, x, flip_v, flip_h, transpose):
-        crop = Crop(int(pair), int(y), int(x), int(flip_v), int(flip_h), int(transpose))
-        raw, gt = data.patch(crop, ps)
-        return (raw, gt, np.int32(data.scene_ids[crop.pair]), np.float32(data.ratios[crop.pair]),
+    def load(pair, y, x):
+        raw, gt = data.patch(int(pair), int(y), int(x), ps)
+        return (raw, gt, np.int32(data.scene_ids[pair]), np.float32(data.ratios[pair]),
                 np.float64(time.time()))
 
-    def load_op(*plan):
+    def load_op(pair, y, x, flip_v, flip_h, transpose):
         raw, gt, scene, ratio, ready = tf.numpy_function(
-            load, list(plan), [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
+            load, [pair, y, x], [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
         raw.set_shape([ps, ps, 4])
         gt.set_shape([UPSCALE * ps, UPSCALE * ps, 3])
         for t in (scene, ratio, ready):
             t.set_shape([])
+        raw, gt = (flip_patch(a, flip_v, flip_h, transpose) for a in (raw, gt))
         return raw, gt, scene, ratio, ready
 
     ds = tf.data.Dataset.from_generator(plans, (tf.int32,) * len(Crop._fields),
                                         (tf.TensorShape([]),) * len(Crop._fields))
     ds = ds.map(load_op, num_parallel_calls=PARALLEL_CROPS)
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(PREFETCH_BATCHES)
+    if batch_size == 1:  # a reshape instead of batch()'s copy of every patch
+        ds = ds.map(lambda *t: tuple(tf.expand_dims(x, 0) for x in t))
+    else:
+        ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.prefetch(PREFETCH_BATCHES)
     return tf.data.make_one_shot_iterator(ds).get_next()
 
 
@@ -365,7 +370,8 @@ def main(argv):
             if not np.isfinite(out['loss']) and not loss_scaled:
                 raise TrainingStopped(
                     'loss is %s at epoch %d step %d (global step %d); stopped, last good '
-                    'checkpoint: %s' % (out['loss'], epoch, step, out['step'], last_saved))
+                    'checkpoint: %s' % (out['loss'], epoch, step, out['step'],
+                                        last_saved or 'none yet'))
             losses.append(out['loss'])
             say(STEP_LOG % (epoch, step, np.mean(losses), dt))
             if writer is not None:
