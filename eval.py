@@ -1,0 +1,228 @@
+"""Score test_Sony.py's 8-bit outputs against their ground truths: PSNR and SSIM per image, per
+exposure ratio (x100, x250, x300) and overall, under a named, reproducible protocol.
+
+Published SID numbers disagree mostly because the protocol is left unstated (sid_facts.md):
+  PSNR  10 log10(255^2 / MSE) over all pixels and channels of the 8-bit PNGs (one formula, as
+        the paper; the average is the mean of per-image PSNRs).
+  SSIM  --ssim=skimage (default): skimage structural_similarity averaged over the RGB channels,
+        default 7x7 uniform window with sample covariance, data_range 255 - the Ascend ModelZoo
+        protocol, which gives lower values than the paper's MATLAB ssim.
+        --ssim=wang: Wang et al. 2004 settings - Gaussian window (sigma 1.5), population
+        covariance, data_range 255, also averaged over the channels.
+Every output names the protocol, the pair set (burst _00 only, or all) and whether the authors'
+three misaligned scenes were left out (--exclude).
+
+Prints `average psnr: X` and `average ssim: Y` (the lines ModelZoo's tooling parses) and a table
+per ratio, and writes eval_<ssim>[_exclude].{csv,json,md} next to the images.
+
+    python3 eval.py                          # ./result_Sony/final/, all cores
+    python3 eval.py --ssim=wang --exclude
+"""
+import csv
+import io
+import json
+import os
+import re
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+import sid_io
+
+PEAK = 255.0  # 8-bit PNGs
+SSIM_PROTOCOLS = OrderedDict([
+    ('skimage', ('skimage structural_similarity, mean over RGB channels, 7x7 uniform window, '
+                 'sample covariance, data_range 255 (Ascend ModelZoo protocol)',
+                 dict(data_range=PEAK))),
+    ('wang', ('Wang et al. 2004: Gaussian window sigma 1.5, population covariance, data_range 255, '
+              'mean over RGB channels',
+              dict(data_range=PEAK, gaussian_weights=True, sigma=1.5, use_sample_covariance=False))),
+])
+MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
+RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
+OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('result_dir', './result_Sony/',
+                        'test_Sony.py --result_dir, or its final/ folder with the PNGs')
+    flags.DEFINE_enum('ssim', 'skimage', list(SSIM_PROTOCOLS), 'SSIM protocol: ' + '; '.join(
+        '%s = %s' % (k, v[0]) for k, v in SSIM_PROTOCOLS.items()))
+    flags.DEFINE_bool('exclude', False, 'leave out the misaligned scenes (--exclude_scenes)')
+    flags.DEFINE_list('exclude_scenes', list(MISALIGNED_SCENES),
+                      'scene ids left out with --exclude (default: the authors\' misaligned scenes)')
+    flags.DEFINE_integer('jobs', 0, 'worker processes; 0 = one per CPU core, 1 = no pool')
+
+
+# ---------------------------------------------------------------- metrics
+
+def psnr(a, b):
+    """10 log10(255^2 / MSE) over all pixels and channels (inf for identical images)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float('inf') if mse == 0 else float(10.0 * np.log10(PEAK ** 2 / mse))
+
+
+def ssim(a, b, protocol='skimage'):
+    """SSIM of two HxWx3 uint8 images, averaged over channels, under a named protocol."""
+    import skimage
+    from skimage.metrics import structural_similarity
+    version = tuple(int(x) for x in re.findall(r'\d+', skimage.__version__)[:2])
+    # channel_axis arrived in skimage 0.19; the Ascend image's 0.17/0.18 only know multichannel.
+    channels = dict(channel_axis=-1) if version >= (0, 19) else dict(multichannel=True)
+    kwargs = dict(SSIM_PROTOCOLS[protocol][1], **channels)
+    return float(structural_similarity(a, b, **kwargs))
+
+
+def read_png(path):
+    """An 8-bit RGB PNG as a uint8 [H, W, 3] array, or a one-line SidError naming the file."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            pixels = np.asarray(im)
+    except (OSError, ValueError, SyntaxError) as e:  # Pillow's unreadable / truncated errors
+        raise sid_io.SidError('%s: unreadable image (%s)' % (path, str(e).splitlines()[0][:80]))
+    if mode != 'RGB':
+        raise sid_io.SidError('%s: expected an 8-bit RGB PNG, found mode %s' % (path, mode))
+    return pixels
+
+
+def score(job):
+    """Worker: (out_path, gt_path, protocol) -> (psnr, ssim). Module level so a Pool can pickle it."""
+    out_path, gt_path, protocol = job
+    out, gt = read_png(out_path), read_png(gt_path)
+    if out.shape != gt.shape:
+        raise sid_io.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
+            out_path, out.shape[1], out.shape[0], os.path.basename(gt_path), gt.shape[1], gt.shape[0]))
+    return psnr(out, gt), ssim(out, gt, protocol)
+
+
+# ---------------------------------------------------------------- results folder
+
+def find_final_dir(result_dir):
+    """The folder holding *_out.png: result_dir itself or result_dir/final."""
+    for folder in (result_dir, os.path.join(result_dir, 'final')):
+        if os.path.isdir(folder) and any(OUT_RE.match(n) for n in os.listdir(folder)):
+            return folder
+    raise sid_io.SidError('%s: no test_Sony.py outputs (*_out.png) here or in its final/ folder'
+                          % result_dir)
+
+
+def list_results(final_dir, exclude_scenes=()):
+    """[(scene, burst, ratio, out_path, gt_path)] sorted by name; every output needs its _gt.png."""
+    items = []
+    for name in sorted(os.listdir(final_dir)):
+        m = OUT_RE.match(name)
+        if not m or m.group(1) in exclude_scenes:
+            continue
+        out_path = os.path.join(final_dir, name)
+        gt_path = out_path[:-len('_out.png')] + '_gt.png'
+        if not os.path.isfile(gt_path):
+            raise sid_io.SidError('%s: no ground truth %s next to it' % (out_path,
+                                                                        os.path.basename(gt_path)))
+        items.append((m.group(1), int(m.group(2)), int(m.group(3)), out_path, gt_path))
+    return items
+
+
+def summarize(items, scores):
+    """OrderedDict label -> (count, mean psnr, mean ssim) for each ratio and 'all'."""
+    groups = OrderedDict(('x%d' % r, []) for r in RATIOS)
+    for item, s in zip(items, scores):
+        groups.setdefault('x%d' % item[2], []).append(s)
+    groups['all'] = list(scores)
+    return OrderedDict((label, (len(v), float(np.mean([p for p, _ in v])) if v else float('nan'),
+                                float(np.mean([q for _, q in v])) if v else float('nan')))
+                       for label, v in groups.items())
+
+
+def describe_protocol(items, ssim_protocol, excluded):
+    bursts = sorted(set(item[1] for item in items))
+    pairs = 'first burst frame _00 only' if bursts == [0] else 'all pairs (%d burst indices)' % len(
+        bursts)
+    return ('PSNR: 8-bit RGB, 10 log10(255^2/MSE) over all pixels and channels | SSIM (%s): %s | '
+            'pairs: %s, %d images | %s' % (
+                ssim_protocol, SSIM_PROTOCOLS[ssim_protocol][0], pairs, len(items),
+                'scenes %s excluded' % ','.join(excluded) if excluded else 'no scene excluded'))
+
+
+def markdown_table(summary):
+    lines = ['| ratio | images | PSNR (dB) | SSIM |', '|---|---|---|---|']
+    lines += [('| %s | %d | %.2f | %.4f |' % (label, n, p, s)) if n else '| %s | 0 | - | - |' % label
+              for label, (n, p, s) in summary.items()]
+    return '\n'.join(lines)
+
+
+def finite(x):
+    """JSON has no NaN/Infinity: empty groups and identical images (infinite PSNR) become null."""
+    return x if np.isfinite(x) else None
+
+
+def write_reports(final_dir, stem, items, scores, summary, protocol):
+    """CSV (one row per image), JSON (everything) and Markdown (the table), each atomically."""
+    paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
+    writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'protocol'])
+    for (scene, burst, ratio, out_path, _), (p, s) in zip(items, scores):
+        writer.writerow([os.path.basename(out_path), scene, '%02d' % burst, ratio,
+                         '%.4f' % p, '%.6f' % s, protocol])
+    report = OrderedDict([
+        ('protocol', protocol),
+        ('average_psnr', finite(summary['all'][1])), ('average_ssim', finite(summary['all'][2])),
+        ('per_ratio', OrderedDict((k, dict(images=n, psnr=finite(p), ssim=finite(s)))
+                                  for k, (n, p, s) in summary.items())),
+        ('images', [dict(image=os.path.basename(o), scene=sc, burst=b, ratio=r, psnr=finite(p),
+                         ssim=s)
+                    for (sc, b, r, o, _), (p, s) in zip(items, scores)]),
+    ])
+    contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
+                '%s\n\n%s\n' % (protocol, markdown_table(summary)))
+    for path, content in zip(paths, contents):
+        with sid_io.atomic_write(path, 'w') as f:
+            f.write(content)
+    return paths
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    import multiprocessing
+    from absl import flags
+    from tqdm import tqdm
+    f = flags.FLAGS
+    final_dir = find_final_dir(f.result_dir)
+    excluded = tuple(s.strip() for s in f.exclude_scenes) if f.exclude else ()
+    items = list_results(final_dir, excluded)
+    if not items:
+        raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
+    protocol = describe_protocol(items, f.ssim, excluded)
+    print(protocol)
+
+    jobs = [(out_path, gt_path, f.ssim) for _, _, _, out_path, gt_path in items]
+    processes = min(f.jobs or os.cpu_count() or 1, len(jobs))
+    start = time.time()
+    if processes == 1:
+        scores = [score(job) for job in tqdm(jobs, unit='image')]
+    else:
+        with multiprocessing.Pool(processes) as pool:
+            scores = list(tqdm(pool.imap(score, jobs), total=len(jobs), unit='image'))
+    seconds = time.time() - start
+
+    summary = summarize(items, scores)
+    stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
+    paths = write_reports(final_dir, stem, items, scores, summary, protocol)
+    print(markdown_table(summary))
+    print('average psnr: %.4f' % summary['all'][1])
+    print('average ssim: %.4f' % summary['all'][2])
+    print('evaluated %d images in %.1f s with %d process%s; wrote %s'
+          % (len(items), seconds, processes, '' if processes == 1 else 'es',
+             ', '.join(paths)))
+
+
+if __name__ == '__main__':
+    from absl import app
+    define_flags()
+    app.run(main)
