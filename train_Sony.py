@@ -226,14 +226,21 @@ def resume_point(checkpoint_dir):
         return path, int(tf.train.load_variable(path, EPOCH_VAR))
     except (tf.errors.OpError, ValueError) as e:
         raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s)'
-                              % (path, str(e).splitlines()[0]))
+                              % (path, tf_error_line(e)))
 
 
 def restore(saver, sess, path, what):
     try:
         saver.restore(sess, path)
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: cannot restore %s (%s)' % (path, what, str(e).splitlines()[0]))
+        raise sid_io.SidError('%s: cannot restore %s (%s)' % (path, what, tf_error_line(e)))
+
+
+def tf_error_line(error):
+    """The informative line of a multi-line TensorFlow error (the missing key, the bad shape)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if re.search(r'not found|shape|Unsuccessful|corrupt', line)]
+    return (useful or lines or [type(error).__name__])[0]
 
 
 def save_sample(result_dir, epoch, scene_id, ratio, target, output):
@@ -316,6 +323,9 @@ def main(argv):
     inputs, targets, scene_ids, ratios, ready = input_pipeline(data, all_crops, f.ps,
                                                                f.batch_size)
     outputs = network.unet(inputs)
+    # Before the optimizer exists: model_variables() matches names, and Adam's slots of the U-Net
+    # weights (g_conv1_1/weights/Adam) would match too.
+    weights_saver = tf.train.Saver(network.model_variables())
     loss = tf.reduce_mean(tf.abs(outputs - targets))
     global_step = tf.train.get_or_create_global_step()
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name=EPOCH_VAR)
@@ -327,7 +337,6 @@ def main(argv):
     train_op = optimizer.minimize(loss, global_step=global_step)
     broadcast = dist.broadcast_op()
     saver = tf.train.Saver(max_to_keep=KEEP_CHECKPOINTS)
-    weights_saver = tf.train.Saver(network.model_variables())
 
     sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank))
     sess.run(tf.global_variables_initializer())

@@ -1,0 +1,285 @@
+"""train_Sony.py: the paper's sampling, the tf.data pipeline against the official in-RAM path,
+logs, a two-epoch run, resume (after a normal end and after SIGTERM), the learning-rate schedule,
+fine-tuning, and every fault of issue 4. Runs use tiny generated raws and 32 x 32 patches."""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import ROOT, make_tiny_dataset, run_script
+
+import network
+import sid_io
+import train_Sony
+
+PS = 32
+STEPS = 3  # the tiny dataset has 3 training scenes
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    """This module's own tiny dataset (training writes its cache under <data_dir>/cache)."""
+    root = tmp_path_factory.mktemp('train_data')
+    make_tiny_dataset(root)
+    return root
+
+
+def train(data, work, *args, **kwargs):
+    """Run train_Sony.py on the tiny dataset with outputs under `work`."""
+    base = ['--data_dir=%s' % data, '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'),
+            '--checkpoint_dir=%s' % os.path.join(str(work), 'ckpt'),
+            '--result_dir=%s' % os.path.join(str(work), 'result'), '--ps=%d' % PS, '--device=cpu']
+    return run_script('train_Sony.py', *(base + list(args)), **kwargs)
+
+
+def parsed(stdout, regex):
+    return [m.groups() for m in (regex.match(line) for line in stdout.splitlines()) if m]
+
+
+def latest_state(work):
+    path = tf.train.latest_checkpoint(os.path.join(str(work), 'ckpt'))
+    return path, int(tf.train.load_variable(path, 'epoch')), int(
+        tf.train.load_variable(path, 'global_step'))
+
+
+@pytest.fixture(scope='module')
+def trained(data, tmp_path_factory):
+    """One two-epoch run (lr drop after epoch 1, samples at epoch 2), shared read-only."""
+    work = tmp_path_factory.mktemp('trained')
+    proc = train(data, work, '--epochs=2', '--save_freq=2', '--lr_drop_epoch=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc
+
+
+# ---------------------------------------------------------------- units
+
+def test_log_lines_parse_back_with_their_regexes():
+    step = train_Sony.STEP_LOG % (12, 7, 0.0412345678, 0.05123)
+    assert train_Sony.STEP_LOG_RE.match(step).groups() == ('12', '7', '0.041235', '0.0512')
+    epoch = train_Sony.EPOCH_LOG % (12, 161, 0.04, 9.5, 0.012, 1e-05, 'ck/model.ckpt-1932')
+    g = train_Sony.EPOCH_LOG_RE.match(epoch).groups()
+    assert (int(g[0]), int(g[1]), float(g[4]), float(g[5]), g[6]) == (
+        12, 161, 0.012, 1e-05, 'ck/model.ckpt-1932')
+    assert not train_Sony.STEP_LOG_RE.match(epoch) and not train_Sony.EPOCH_LOG_RE.match(step)
+    assert 'Loss=' not in epoch and 'Time=' not in epoch  # ModelZoo greps see step lines only
+    first = train_Sony.FIRST_STEP_LOG % (1795670323.83, 2.35)
+    assert float(train_Sony.FIRST_STEP_LOG_RE.match(first).group(2)) == 2.35
+
+
+def test_learning_rate_schedule():
+    lr = train_Sony.learning_rate
+    assert lr(1) == lr(2000) == 1e-4 and lr(2001) == lr(4000) == pytest.approx(1e-5)
+    assert lr(4, 2e-4, 4) == 2e-4 and lr(5, 2e-4, 4) == pytest.approx(2e-5)
+
+
+@pytest.mark.parametrize('n_scenes,world,batch', [(3, 1, 1), (7, 2, 1), (7, 3, 2), (161, 8, 1)])
+def test_every_rank_runs_the_same_steps_and_an_epoch_covers_every_scene(n_scenes, world, batch):
+    scenes = dict((1 + s, [s]) for s in range(n_scenes))
+    shapes = dict((s, (40, 60)) for s in range(n_scenes))
+    steps = train_Sony.steps_per_epoch(n_scenes, world, batch)
+    seen = set()
+    for rank in range(world):
+        mine = dict((s, scenes[s]) for s in sorted(scenes)[rank::world])
+        crops = train_Sony.epoch_crops(mine, shapes, PS, steps * batch,
+                                       train_Sony.epoch_rng(0, 1, rank))
+        assert len(crops) == steps * batch
+        seen |= set(c.pair for c in crops)
+    assert seen == set(range(n_scenes))
+
+
+def test_crop_sampling_is_seeded_uniform_and_flips_each_way():
+    scenes = {1: [0, 1], 2: [2]}
+    shapes = {0: (40, 60), 1: (40, 60), 2: (34, 32)}
+    draw = lambda seed, epoch: train_Sony.epoch_crops(scenes, shapes, PS, 400,  # noqa: E731
+                                                      train_Sony.epoch_rng(seed, epoch, 0))
+    assert draw(0, 5) == draw(0, 5) and draw(0, 5) != draw(0, 6) and draw(0, 5) != draw(1, 5)
+    crops = draw(0, 1)
+    assert set(c.pair for c in crops) == {0, 1, 2}
+    for c in crops:
+        h, w = shapes[c.pair]
+        assert 0 <= c.y <= h - PS and 0 <= c.x <= w - PS
+    assert {c.y for c in crops if c.pair == 2} == {0, 1, 2}  # last position included
+    for field in ('flip_v', 'flip_h', 'transpose'):
+        share = np.mean([getattr(c, field) for c in crops])
+        assert 0.4 < share < 0.6
+
+
+def official_patch(full_input, full_gt, crop, ps):
+    """The official code's order: crop the RAM images, flip axis 1, flip axis 2, transpose, clip."""
+    a = full_input[None, crop.y:crop.y + ps, crop.x:crop.x + ps, :]
+    b = full_gt[None, crop.y * 2:crop.y * 2 + ps * 2, crop.x * 2:crop.x * 2 + ps * 2, :]
+    if crop.flip_v:
+        a, b = np.flip(a, axis=1), np.flip(b, axis=1)
+    if crop.flip_h:
+        a, b = np.flip(a, axis=2), np.flip(b, axis=2)
+    if crop.transpose:
+        a, b = np.transpose(a, (0, 2, 1, 3)), np.transpose(b, (0, 2, 1, 3))
+    return np.minimum(a, 1.0)[0], b[0]
+
+
+def test_pipeline_gives_exactly_the_official_in_ram_patches(data, tmp_path):
+    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
+    raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
+    entries = sid_io.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
+                                 progress=False)
+    cached = train_Sony.CachedPairs(pairs, entries)
+    scenes = train_Sony.group_scenes(pairs)
+    shapes = cached.check_shapes(range(len(pairs)), PS)
+    crops = train_Sony.epoch_crops(scenes, shapes, PS, 24, train_Sony.epoch_rng(7, 1, 0))
+    assert len(set(crops)) == 24 and {c.transpose for c in crops} == {0, 1}
+    with tf.Graph().as_default():
+        batch = train_Sony.input_pipeline(cached, lambda: iter(crops), PS, 1)
+        with tf.Session() as sess:
+            got = [sess.run(batch) for _ in crops]
+    # The official path: whole images decoded to float32 and amplified (unclipped) in RAM.
+    full = {}
+    for crop, (inp, gt, scene, ratio, ready) in zip(crops, got):
+        pair = pairs[crop.pair]
+        r = sid_io.exposure_ratio(pair.short, pair[1])
+        if crop.pair not in full:
+            full[crop.pair] = (sid_io.pack_raw(pair.short) * np.float32(r),
+                               sid_io.read_ground_truth(pair[1]))
+        want_inp, want_gt = official_patch(full[crop.pair][0], full[crop.pair][1], crop, PS)
+        np.testing.assert_array_equal(inp[0], want_inp)
+        np.testing.assert_array_equal(gt[0], want_gt)
+        assert (scene[0], ratio[0]) == (sid_io.parse_name(pair.short)[0], r)
+        assert ready[0] > 0
+
+
+def test_patch_larger_than_a_raw_is_an_error_naming_the_file(data, tmp_path):
+    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))[:1]
+    entries = sid_io.build_cache([(pairs[0].short, 'input'), (pairs[0][1], 'gt')],
+                                 str(tmp_path), str(data), workers=1, progress=False)
+    with pytest.raises(sid_io.SidError) as e:
+        train_Sony.CachedPairs(pairs, entries).check_shapes([0], 512)
+    assert pairs[0].short in str(e.value) and '--ps=512' in str(e.value)
+
+
+# ---------------------------------------------------------------- runs
+
+def test_two_epochs_log_checkpoint_samples_and_summaries(trained):
+    work, proc = trained
+    steps = parsed(proc.stdout, train_Sony.STEP_LOG_RE)
+    assert [(int(e), int(s)) for e, s, _, _ in steps] == [(e, s) for e in (1, 2)
+                                                         for s in range(1, STEPS + 1)]
+    assert all(np.isfinite(float(l)) and float(t) > 0 for _, _, l, t in steps)
+    epochs = parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)
+    assert [(int(g[0]), int(g[1])) for g in epochs] == [(1, STEPS), (2, STEPS)]
+    assert [float(g[5]) for g in epochs] == [pytest.approx(1e-4), pytest.approx(1e-5)]
+    assert len(parsed(proc.stdout, train_Sony.FIRST_STEP_LOG_RE)) == 1
+    assert proc.stdout.splitlines()[0].startswith('device=cpu precision=fp32')
+    path, epoch, step = latest_state(work)
+    assert (os.path.basename(path), epoch, step) == ('model.ckpt-%d' % (2 * STEPS), 2, 2 * STEPS)
+    assert epochs[-1][6] == path
+    names = set(name for name, _ in tf.train.list_variables(path))
+    assert {'g_conv1_1/weights', 'g_conv10/biases', 'Variable', 'Variable_3'} <= names
+    assert not glob.glob(os.path.join(str(work), 'ckpt', '.tmp-*'))
+    jpgs = sorted(glob.glob(os.path.join(str(work), 'result', '*', '*.jpg')))
+    assert [os.path.basename(os.path.dirname(j)) for j in jpgs] == ['0002'] * STEPS
+    from PIL import Image
+    w, h = Image.open(jpgs[0]).size
+    assert (w, h) == (4 * PS, 2 * PS)  # ground truth | output
+    assert glob.glob(os.path.join(str(work), 'result', 'events.out.tfevents.*'))
+
+
+def test_sigterm_saves_then_a_restart_redoes_the_interrupted_epoch(data, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT, PYTHONUNBUFFERED='1')
+    cmd = [sys.executable, os.path.join(ROOT, 'train_Sony.py'), '--data_dir=%s' % data,
+           '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'),
+           '--checkpoint_dir=%s' % (tmp_path / 'ckpt'), '--result_dir=%s' % (tmp_path / 'result'),
+           '--ps=%d' % PS, '--epochs=1000', '--lr_drop_epoch=1', '--device=cpu']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                            universal_newlines=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        m = train_Sony.STEP_LOG_RE.match(line.strip())
+        if m and m.group(1) == '2':  # epoch 1 saved, epoch 2 under way
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += proc.stdout.readlines()
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert any(line.startswith('stopped by signal %d' % signal.SIGTERM) for line in lines)
+    path, epoch, step = latest_state(tmp_path)
+    assert epoch == 1 and step > STEPS  # the partial epoch's updates are kept, not counted
+    proc = train(data, tmp_path, '--epochs=2', '--lr_drop_epoch=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'resumed from %s: epoch 1 done, starting epoch 2' % path in proc.stdout
+    assert {int(g[0]) for g in parsed(proc.stdout, train_Sony.STEP_LOG_RE)} == {2}
+    assert float(parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)[0][5]) == pytest.approx(1e-5)
+    assert latest_state(tmp_path)[1:] == (2, step + STEPS)
+
+
+def test_finetune_loads_weights_only_from_a_checkpoint_without_adam_slots(data, tmp_path):
+    with tf.Graph().as_default():
+        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        source = str(tmp_path / 'released' / 'model.ckpt')
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(network.model_variables()).save(sess, source)
+    proc = train(data, tmp_path, '--epochs=1', '--finetune_from=%s' % os.path.dirname(source))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'fine-tuning from' in proc.stdout
+    path = latest_state(tmp_path)[0]
+    for name in ('g_conv1_1/weights', 'Variable_2'):
+        moved = tf.train.load_variable(path, name) - tf.train.load_variable(source, name)
+        assert 0 < np.abs(moved).max() <= 2 * STEPS * 1e-4  # Adam steps of at most ~lr each
+
+
+# ---------------------------------------------------------------- faults
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0]
+    assert not parsed(proc.stdout, train_Sony.STEP_LOG_RE)
+
+
+def test_missing_training_file_fails_before_training_naming_list_line(data, tmp_path):
+    lines = open(os.path.join(str(data), 'Sony_train_list.txt')).read().splitlines()
+    lines[1] = lines[1].replace('_00_', '_07_')
+    bad = str(tmp_path / 'list.txt')
+    sid_io.write_list(lines, bad)
+    proc = train(data, tmp_path, '--epochs=1', '--train_list=%s' % bad)
+    assert_one_line_error(proc, bad + ':2', 'file not found', '_07_')
+    assert not os.path.exists(str(tmp_path / 'ckpt'))
+
+
+def test_unreadable_raw_fails_before_training_naming_the_file(data, tmp_path):
+    copy = tmp_path / 'copy'
+    shutil.copytree(os.path.join(str(data), 'Sony'), str(copy / 'Sony'))
+    listed = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(copy))
+    victim = listed[-1][1]  # a training long exposure
+    with open(victim, 'wb') as f:
+        f.write(b'not a raw file' * 100)
+    proc = train(copy, tmp_path, '--epochs=1',
+                 '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'))
+    assert_one_line_error(proc, victim)
+    assert not os.path.exists(str(tmp_path / 'ckpt'))
+
+
+def test_empty_training_list_is_an_error(data, tmp_path):
+    empty = tmp_path / 'empty.txt'
+    empty.write_text(u'\n')
+    proc = train(data, tmp_path, '--epochs=1', '--train_list=%s' % empty)
+    assert_one_line_error(proc, str(empty), 'no pairs')
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, trained,
+                                                                              tmp_path):
+    shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    before = latest_state(tmp_path)
+    proc = train(data, tmp_path, '--epochs=4', '--learning_rate=1e30')
+    assert proc.returncode == 1
+    error = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert len(error) == 1 and 'loss is nan at epoch 3 step' in error[0], proc.stderr[-3000:]
+    assert before[0] in error[0]
+    assert latest_state(tmp_path) == before
