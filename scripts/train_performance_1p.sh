@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# ModelZoo performance run on one device: a short training, then FPS and step time from the
+# per-step Time= values after --warmup_steps.
+#
+#   bash scripts/train_performance_1p.sh --data_path=./dataset [--train_epochs=2] [options]
+#
+# Options: see scripts/modelzoo_common.sh. Default epochs: 2 (322 steps on the Sony set).
+# Writes <output_path>/<ASCEND_DEVICE_ID>/{train_<id>.log,<CaseName>.log}.
+set -euo pipefail
+source "$(dirname "$0")/modelzoo_common.sh"
+
+epochs=2
+parse_args no_extra_options "$@"
+export RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
+dir=$output_path/$ASCEND_DEVICE_ID
+mkdir -p "$dir"
+case_name=${NETWORK}_bs${batch_size}_1p_perf
+use_scratch_checkpoint
+
+start=$(date +%s)
+mapfile -t args < <(train_args)
+run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$ROOT/train_Sony.py" "${args[@]}" \
+    --device="$device" --distributed=none --save_freq=1000000
+end=$(date +%s)
+
+write_summary "$dir" "$dir/train_$ASCEND_DEVICE_ID.log" 1 "$case_name" $((end - start))
