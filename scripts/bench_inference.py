@@ -1,0 +1,168 @@
+"""Benchmark full-resolution testing and evaluation on a generated full-size Sony pair (2848 x 4256).
+
+Measures what issue 5 promises, each in a fresh process so peak memory is the script's own:
+  1. test_Sony.py untiled vs --tile: peak RSS, network seconds per pair, and the largest 8-bit
+     difference between the two outputs (must be <= 1 level);
+  2. eval.py on a folder of full-size results with --jobs=1 vs all cores.
+
+The weights are random but variance-preserving (He-style scale, output bias 0.5), so every layer,
+down to the 1/16-resolution bottleneck, moves the output: a harsher tiling test than the
+Glorot initialisation, whose outputs are almost flat. Pass --checkpoint_dir to use a trained model.
+
+    python3 scripts/bench_inference.py --work_dir=/tmp/sid_bench      # never inside the repo
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import sid_io  # noqa: E402
+
+FULL_HEIGHT, FULL_WIDTH = 2848, 4256
+OUTPUT_BIAS = 0.5  # centre the random network's output in [0, 1] so clipping hides little
+LEAK_GAIN = 2.0 / (1.0 + 0.2 ** 2)  # He et al.'s gain for a leaky ReLU with slope 0.2
+SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair; peak RSS (\d+) MB')
+EVAL_RE = re.compile(r'evaluated (\d+) images in ([\d.]+) s')
+
+
+def make_checkpoint(prefix, seed=0, realistic_scale=True):
+    """Save a U-Net checkpoint with network.py's names, like the released model, from random weights.
+
+    realistic_scale=False keeps network.py's own initialisation (Glorot, zero biases).
+    """
+    import tensorflow.compat.v1 as tf
+    import network
+    rng = np.random.RandomState(seed)
+    with tf.Graph().as_default():
+        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        variables = network.model_variables()
+        with tf.Session() as sess:
+            sess.run(tf.variables_initializer(variables))
+            if realistic_scale:
+                for v in variables:
+                    shape = v.shape.as_list()
+                    if v.op.name.endswith('biases'):
+                        value = np.full(shape, OUTPUT_BIAS if v.op.name.startswith('g_conv10/')
+                                        else 0.0)
+                    elif v.op.name in network.UPCONV_NAMES:  # one input pixel per output pixel
+                        value = rng.normal(0.0, np.sqrt(1.0 / shape[3]), shape)
+                    else:
+                        fan_in = shape[0] * shape[1] * shape[2]
+                        value = rng.normal(0.0, np.sqrt(LEAK_GAIN / fan_in), shape)
+                    v.load(value.astype(np.float32), sess)
+            return tf.train.Saver(var_list=variables).save(sess, prefix, write_meta_graph=False)
+
+
+def run(args, **kwargs):
+    """Run a project script; returns (stdout, wall seconds). Exits on failure with its stderr."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
+    start = time.time()
+    proc = subprocess.run([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, **kwargs)
+    seconds = time.time() - start
+    if proc.returncode:
+        sys.exit('%s failed:\n%s' % (' '.join(args), proc.stderr[-2000:]))
+    return proc.stdout, seconds
+
+
+def read_png(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.asarray(im.convert('RGB'))
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('work_dir', '/tmp/sid_bench', 'generated data and results (outside the repo)')
+    flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
+    flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
+    flags.DEFINE_integer('tile_overlap', 0, 'overlap for the tiled runs; 0 = test_Sony.py default')
+    flags.DEFINE_integer('repeats', 2, 'runs of each inference setting (alternated; best is kept)')
+    flags.DEFINE_integer('eval_images', 8, 'full-size result pairs in the eval benchmark folder')
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    from absl import flags
+    import make_dataset
+    f = flags.FLAGS
+    work = os.path.abspath(f.work_dir)
+    if work == ROOT or work.startswith(ROOT + os.sep):
+        raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)
+    data_dir = os.path.join(work, 'data')
+    test_list = os.path.join(work, 'Sony_test_list.txt')
+    if not os.path.isfile(test_list):
+        print('generating a %dx%d pair in %s' % (FULL_HEIGHT, FULL_WIDTH, data_dir))
+        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, 1, 0, 1, 0, work)
+    checkpoint = f.checkpoint_dir
+    if not checkpoint:
+        checkpoint = os.path.join(work, 'checkpoint')
+        if not os.path.isdir(checkpoint):
+            make_checkpoint(os.path.join(checkpoint, 'model.ckpt'))
+
+    # 1. Inference: untiled vs tiled, alternated so background load hits both alike.
+    settings = [('untiled', [])]
+    for tile in f.tile:
+        extra = ['--tile=%d' % tile]
+        if f.tile_overlap:
+            extra.append('--tile_overlap=%d' % f.tile_overlap)
+        settings.append(('tile %d' % tile, extra))
+    best = {}
+    for repeat in range(f.repeats):
+        for name, extra in settings:
+            result_dir = os.path.join(work, 'result_' + name.replace(' ', '_'))
+            out, wall = run([os.path.join(ROOT, 'test_Sony.py'), '--data_dir=' + data_dir,
+                             '--test_list=' + test_list, '--checkpoint_dir=' + checkpoint,
+                             '--result_dir=' + result_dir, '--overwrite', '--device=cpu'] + extra)
+            m = SUMMARY_RE.search(out)
+            seconds, rss = float(m.group(1)), int(m.group(2))
+            print('%-10s run %d: network %.2f s, peak RSS %d MB, process %.1f s'
+                  % (name, repeat + 1, seconds, rss, wall))
+            old = best.get(name, (1e9, 1e9, 1e9, result_dir))
+            best[name] = (min(old[0], seconds), min(old[1], rss), min(old[2], wall), result_dir)
+    final = os.path.join(best['untiled'][3], 'final')
+    out_name = [n for n in os.listdir(final) if n.endswith('_out.png')][0]
+    untiled = read_png(os.path.join(final, out_name)).astype(np.int16)
+    print('\n| setting | network s/pair | x untiled | peak RSS MB | process s | max 8-bit diff '
+          '| pixels differing |')
+    print('|---|---|---|---|---|---|---|')
+    for name, _ in settings:
+        seconds, rss, wall, result_dir = best[name]
+        diff = np.abs(read_png(os.path.join(result_dir, 'final', out_name)) - untiled)
+        print('| %s | %.2f | %.2f | %d | %.1f | %d | %d |'
+              % (name, seconds, seconds / best['untiled'][0], rss, wall, diff.max(),
+                 int((diff > 0).any(axis=-1).sum())))
+
+    # 2. Evaluation: one folder of full-size results, one process vs all cores.
+    eval_dir = os.path.join(work, 'eval_final')
+    if os.path.isdir(eval_dir):
+        shutil.rmtree(eval_dir)
+    os.makedirs(eval_dir)
+    for i in range(f.eval_images):
+        for kind in ('out', 'gt'):
+            source = os.path.join(final, out_name.replace('_out.png', '_%s.png' % kind))
+            ratio = (100, 250, 300)[i % 3]
+            shutil.copy(source, os.path.join(eval_dir, '%05d_00_%d_%s.png' % (10001 + i, ratio, kind)))
+    timings = {}
+    for jobs in (1, 0, 1, 0):
+        out, wall = run([os.path.join(ROOT, 'eval.py'), '--result_dir=' + eval_dir,
+                         '--jobs=%d' % jobs])
+        seconds = float(EVAL_RE.search(out).group(2))
+        timings[jobs] = min(timings.get(jobs, 1e9), seconds)
+        print('eval --jobs=%d: %.1f s metrics, %.1f s process' % (jobs, seconds, wall))
+    print('\neval of %d full-size images: 1 process %.1f s, all %d cores %.1f s, speed-up %.2fx'
+          % (f.eval_images, timings[1], os.cpu_count(), timings[0], timings[1] / timings[0]))
+
+
+if __name__ == '__main__':
+    from absl import app
+    define_flags()
+    app.run(main)

@@ -1,0 +1,290 @@
+"""Run the trained SID U-Net on the Sony test pairs at full resolution (Chen et al., CVPR 2018).
+
+Each test pair's short exposure is packed, amplified by the exposure ratio and run through the
+network. Three 8-bit PNGs per pair go to <result_dir>/final/, named as the official script names
+them (scene, burst, integer ratio):
+
+    %05d_00_%d_out.png    the network's output
+    %05d_00_%d_gt.png     the long exposure, postprocessed like the training target
+    %05d_00_%d_scale.png  the short exposure's own postprocessed image, rescaled to the ground
+                          truth's mean (the paper's "scaling" baseline)
+
+By default only the first burst frame (`_00`) of each scene is tested, as the official script does
+(93 pairs on the real Sony set); --all_pairs tests every line of the list (598 pairs).
+
+Full-resolution inference (1424 x 2128 packed) peaks near 3 GB on a CPU, more than small GPUs
+have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
+bounded by the tile size instead of the image size (see tile_spans for why the result matches).
+
+    python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
+    python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
+"""
+import hashlib
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import network
+import npu_config
+import sid_io
+
+# Outputs named like the official test script: scene, burst index, integer ratio, kind.
+RESULT_NAME = '%05d_%02d_%d_%s.png'
+KINDS = ('out', 'gt', 'scale')
+FIRST_BURST = 0  # the official script tests `%05d_00*` only
+# Four 2x2 max-pools: tiles must start on a multiple of 16 packed pixels so every pooling window
+# in a tile is also a pooling window of the whole image.
+ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
+# On a 16-aligned grid the U-Net's receptive field reaches 94 packed pixels from any output pixel
+# (93 on the other side; measured with an impulse through all-positive weights), so with 96 of
+# context every kept output pixel sees exactly the input it sees untiled: tiled == untiled for any
+# weights, up to float summation order (bitwise equal on the CPU here). Less overlap is not safe:
+# with 64, outputs differ by up to 10-19 levels near tile edges.
+DEFAULT_TILE_OVERLAP = 96
+PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
+STAMP_NAME = 'checkpoint_used.txt'  # which checkpoint made the PNGs in final/
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('data_dir', './dataset', 'dataset root: list paths are relative to it')
+    flags.DEFINE_string('test_list', './Sony_test_list.txt', 'test pairs, "short long ISO F" per line')
+    flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
+                        'folder with model.ckpt* (latest checkpoint is used) or a checkpoint prefix')
+    flags.DEFINE_string('result_dir', './result_Sony/', 'PNGs are written to <result_dir>/final/')
+    flags.DEFINE_bool('all_pairs', False, 'test every pair of the list, not only burst frame _00')
+    flags.DEFINE_bool('overwrite', False, 'recompute pairs whose three PNGs already exist')
+    flags.DEFINE_integer('tile', 0, 'tile size in packed pixels (x2 in output pixels), a multiple '
+                         'of %d; 0 runs the whole image at once' % ALIGN)
+    flags.DEFINE_integer('tile_overlap', DEFAULT_TILE_OVERLAP, 'context added around each tile, '
+                         'in packed pixels (a multiple of %d)' % ALIGN)
+    flags.register_validator('tile', lambda v: v >= 0 and v % ALIGN == 0,
+                             message='--tile must be 0 or a positive multiple of %d' % ALIGN)
+    flags.register_validator('tile_overlap', lambda v: v >= 0 and v % ALIGN == 0,
+                             message='--tile_overlap must be a non-negative multiple of %d' % ALIGN)
+    npu_config.define_flags()
+
+
+# ---------------------------------------------------------------- which pairs
+
+def select_pairs(pairs, all_pairs, list_path):
+    """[(pair, scene, burst, ratio)] to test: burst _00 only unless all_pairs, as the paper."""
+    chosen, names = [], {}
+    for pair in pairs:
+        scene, burst, _ = sid_io.parse_name(pair.short)
+        if burst != FIRST_BURST and not all_pairs:
+            continue
+        ratio = sid_io.exposure_ratio(pair.short, pair.long)
+        key = (scene, burst, int(round(ratio)))
+        if key in names:
+            raise sid_io.SidError('%s:%d: gives the same result name as line %d (%s)'
+                                  % (list_path, pair.line, names[key], result_name(key, 'out')))
+        names[key] = pair.line
+        chosen.append((pair, scene, burst, ratio))
+    return chosen
+
+
+def result_name(key, kind):
+    scene, burst, ratio = key
+    return RESULT_NAME % (scene, burst, ratio, kind)
+
+
+# ---------------------------------------------------------------- checkpoint
+
+def find_checkpoint(path):
+    """Checkpoint prefix from a folder (latest, else the newest *.index in it) or a prefix."""
+    if os.path.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix:
+            return prefix
+        # The 'checkpoint' state file may be missing or name a path from another machine (the
+        # released model's does): fall back to the newest checkpoint actually in the folder.
+        indexes = [os.path.join(path, f) for f in os.listdir(path) if f.endswith('.index')]
+        if indexes:
+            return max(indexes, key=os.path.getmtime)[:-len('.index')]
+    elif os.path.isfile(path + '.index') or os.path.isfile(path):  # V2 prefix, or V1 file
+        return path
+    raise sid_io.SidError('%s: no checkpoint found (expected model.ckpt.index); train with '
+                          'train_Sony.py or download the authors\' model - refusing to test random '
+                          'weights' % path)
+
+
+def check_checkpoint(prefix, variables):
+    """Every U-Net variable must be in the checkpoint with the same shape, else a one-line error.
+
+    A Saver would fail on a missing variable too, but with a page of graph dump; a silently
+    partial restore is how the original code produced all-black outputs.
+    """
+    try:
+        stored = dict(tf.train.list_variables(prefix))
+    except (tf.errors.OpError, ValueError) as e:
+        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, type(e).__name__))
+    missing = [v.op.name for v in variables if v.op.name not in stored]
+    if missing:
+        raise sid_io.SidError('%s: checkpoint lacks %d of the %d U-Net variables (first: %s); is '
+                              'it a SID Sony checkpoint?' % (prefix, len(missing), len(variables),
+                                                             missing[0]))
+    for v in variables:
+        want = v.shape.as_list()
+        if list(stored[v.op.name]) != want:
+            raise sid_io.SidError('%s: variable %s has shape %s in the checkpoint, the network needs '
+                                  '%s' % (prefix, v.op.name, list(stored[v.op.name]), want))
+
+
+def checkpoint_stamp(prefix):
+    """Content id of a checkpoint: the .index holds a CRC of every tensor, so its hash suffices."""
+    path = prefix + '.index' if os.path.isfile(prefix + '.index') else prefix
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return 'sha256:%s %s' % (digest[:16], os.path.abspath(prefix))
+
+
+def guard_stale_results(final_dir, stamp, overwrite):
+    """Refuse to skip pairs whose PNGs came from a different checkpoint (a retrained model)."""
+    path = os.path.join(final_dir, STAMP_NAME)
+    if os.path.isfile(path) and not overwrite:
+        with open(path) as f:
+            previous = f.read().strip()
+        if previous.split()[:1] != stamp.split()[:1]:
+            raise sid_io.SidError('%s: results there come from another checkpoint (%s); pass '
+                                  '--overwrite or another --result_dir' % (final_dir, previous))
+    with sid_io.atomic_write(path, 'w') as f:
+        f.write(stamp + '\n')
+
+
+# ---------------------------------------------------------------- inference
+
+def tile_spans(length, tile, overlap):
+    """[(core_start, core_end, context_start, context_end)] covering [0, length) along one axis.
+
+    Cores are disjoint, about equal, and start on multiples of ALIGN; the network sees each core
+    with `overlap` pixels of real image around it (clipped at the image border) and only the core
+    of its output is kept. Inside a core, pooling windows are those of the whole image and the zero
+    padding at a context edge is `overlap` pixels away, so the output differs from the untiled
+    one only by what the U-Net draws from beyond that distance.
+    """
+    if tile <= 0 or length <= tile:
+        return [(0, length, 0, length)]
+    count = int(math.ceil(length / float(tile)))
+    size = int(math.ceil(math.ceil(length / float(count)) / ALIGN)) * ALIGN
+    spans = []
+    for start in range(0, length, size):
+        end = min(length, start + size)
+        spans.append((start, end, max(0, start - overlap), min(length, end + overlap)))
+    return spans
+
+
+def to_uint8(x):
+    """[0, 1] float -> 8-bit the way scipy.misc.toimage(x * 255, cmin=0, cmax=255) did: round half up."""
+    return (np.clip(x * np.float32(255), 0, 255) + np.float32(0.5)).astype(np.uint8)
+
+
+def build_network():
+    """Placeholder for one packed image of any (even) size and the network's [0, 1] output."""
+    packed = tf.placeholder(tf.float32, [1, None, None, 4], name='packed')
+    output = tf.clip_by_value(network.unet(packed), 0.0, 1.0)
+    return packed, output
+
+
+def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OVERLAP):
+    """[H, W, 4] amplified packed raw -> [2H, 2W, 3] uint8, whole or tile by tile."""
+    height, width = packed.shape[:2]
+    result = np.empty((2 * height, 2 * width, 3), np.uint8)
+    for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
+        for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
+            out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
+            core = out[2 * (y0 - cy0):2 * (y1 - cy0), 2 * (x0 - cx0):2 * (x1 - cx0)]
+            result[2 * y0:2 * y1, 2 * x0:2 * x1] = to_uint8(core)
+    return result
+
+
+def scale_image(short_path, gt_mean):
+    """The short exposure's postprocessed image scaled to the ground truth's mean (paper's baseline)."""
+    scale = sid_io.postprocess(short_path).astype(np.float32) / np.float32(sid_io.GT_SCALE)
+    mean = float(scale.mean())
+    return scale * np.float32(gt_mean / mean) if mean > 0 else scale
+
+
+def save_png(image, path):
+    from PIL import Image
+    with sid_io.atomic_path(path) as tmp:
+        Image.fromarray(image, 'RGB').save(tmp, format='PNG', compress_level=PNG_COMPRESS_LEVEL)
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB (Linux/macOS), None elsewhere."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == 'darwin' else peak / 1024.0
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    from absl import flags
+    from tqdm import tqdm
+    f = flags.FLAGS
+    tf.logging.set_verbosity(tf.logging.ERROR)  # keep stderr for progress and one-line errors
+    tf.disable_v2_behavior()
+    rt = npu_config.runtime_from_flags()
+    print(npu_config.describe(rt))
+
+    pairs = select_pairs(sid_io.read_list(f.test_list, f.data_dir), f.all_pairs, f.test_list)
+    if not pairs:
+        raise sid_io.SidError('%s: no pairs to test%s' % (
+            f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
+    final_dir = os.path.join(f.result_dir, 'final')
+
+    packed_ph, output = build_network()
+    variables = network.model_variables()
+    prefix = find_checkpoint(f.checkpoint_dir)
+    check_checkpoint(prefix, variables)
+    guard_stale_results(final_dir, checkpoint_stamp(prefix), f.overwrite)
+    print('restoring %s (%d variables); %d pairs (%s), results in %s, %s'
+          % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
+             'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
+
+    done = skipped = 0
+    network_seconds = 0.0
+    with tf.Session(config=npu_config.session_config(rt)) as sess:
+        tf.train.Saver(var_list=variables).restore(sess, prefix)
+        bar = tqdm(pairs, unit='pair')
+        for pair, scene, burst, ratio in bar:
+            key = (scene, burst, int(round(ratio)))
+            paths = dict((k, os.path.join(final_dir, result_name(key, k))) for k in KINDS)
+            bar.set_postfix_str(os.path.basename(paths['out']))
+            if not f.overwrite and all(os.path.isfile(p) for p in paths.values()):
+                skipped += 1
+                continue
+            packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
+            start = time.time()
+            out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
+            network_seconds += time.time() - start
+            del packed
+            gt = sid_io.read_ground_truth(pair.long)
+            if gt.shape != out.shape:
+                raise sid_io.SidError('%s: ground truth is %s but the output is %s; are short and '
+                                      'long from the same camera?' % (pair.long, gt.shape, out.shape))
+            gt_mean = float(gt.mean())
+            save_png(to_uint8(gt), paths['gt'])
+            del gt
+            save_png(to_uint8(scale_image(pair.short, gt_mean)), paths['scale'])
+            save_png(out, paths['out'])  # last: a pair counts as done once its output exists
+            done += 1
+    rss = peak_rss_mb()
+    print('tested %d pairs, skipped %d already done; network %.2f s per pair; peak RSS %s'
+          % (done, skipped, network_seconds / max(done, 1),
+             '%.0f MB' % rss if rss is not None else 'n/a'))
+
+
+if __name__ == '__main__':
+    from absl import app
+    define_flags()
+    app.run(main)

@@ -1,0 +1,192 @@
+"""test_Sony.py: tiling equals whole-image inference, checkpoints load or fail loudly, outputs are
+the official names and contents, finished pairs are skipped, stale results are refused."""
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from PIL import Image
+
+import bench_inference
+import network
+import sid_io
+import test_Sony
+from conftest import run_script
+
+
+def read_png(path):
+    with Image.open(str(path)) as im:
+        assert im.mode == 'RGB'
+        return np.asarray(im).astype(np.int16)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """A checkpoint with network.py's names (as the released model) and weights that matter."""
+    folder = tmp_path_factory.mktemp('ckpt')
+    bench_inference.make_checkpoint(str(folder / 'model.ckpt'), seed=1)
+    return folder
+
+
+def restored_session(prefix):
+    graph = tf.Graph()
+    with graph.as_default():
+        packed, output = test_Sony.build_network()
+        sess = tf.Session(graph=graph)
+        tf.train.Saver(network.model_variables()).restore(sess, prefix)
+    return sess, packed, output
+
+
+@pytest.mark.parametrize('length,tile,overlap', [(1424, 768, 64), (2128, 512, 96), (68, 16, 32),
+                                                 (48, 16, 16), (100, 0, 64), (48, 64, 16)])
+def test_tile_spans_cover_the_axis_on_pooling_aligned_contexts(length, tile, overlap):
+    spans = test_Sony.tile_spans(length, tile, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    for (start, end, ctx_start, ctx_end), following in zip(spans, spans[1:] + [None]):
+        assert start < end and (following is None or following[0] == end)  # disjoint cover
+        assert start % test_Sony.ALIGN == 0 and ctx_start % test_Sony.ALIGN == 0
+        assert ctx_start == max(0, start - overlap) and ctx_end == min(length, end + overlap)
+    if 0 < tile < length:
+        assert len(spans) == -(-length // tile)  # as few tiles as the size allows
+
+
+def test_tiled_output_within_one_level_of_untiled(checkpoint):
+    """Tiles whose inner edges have exactly the default overlap of context (not the image border)."""
+    rng = np.random.RandomState(0)
+    tile = 128
+    size = tile + test_Sony.DEFAULT_TILE_OVERLAP + 32  # 2x2 tiles, contexts clipped only outside
+    y, x = np.mgrid[:size, :size] / 9.0
+    packed = np.clip(0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (size, size, 4)),
+                     0, 1).astype(np.float32)
+    assert len(test_Sony.tile_spans(size, tile, test_Sony.DEFAULT_TILE_OVERLAP)) == 2
+    sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
+    with sess:
+        whole = test_Sony.run_network(sess, packed_ph, output, packed, tile=0).astype(np.int16)
+        tiled = test_Sony.run_network(sess, packed_ph, output, packed, tile=tile)
+        no_overlap = test_Sony.run_network(sess, packed_ph, output, packed, tile=tile, overlap=0)
+    assert whole.shape == (2 * size, 2 * size, 3)
+    assert 20 < whole.mean() < 235 and whole.std() > 20  # the weights produce a real image
+    diff = np.abs(tiled - whole)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    assert np.abs(no_overlap - whole).max() > 10  # the test can see tiling seams
+
+
+def test_checkpoint_lookup_and_validation(tmp_path, checkpoint):
+    prefix = str(checkpoint / 'model.ckpt')
+    assert test_Sony.find_checkpoint(str(checkpoint)) == prefix
+    assert test_Sony.find_checkpoint(prefix) == prefix
+    with pytest.raises(sid_io.SidError, match='no checkpoint found.*refusing'):
+        test_Sony.find_checkpoint(str(tmp_path))
+    # A 'checkpoint' state file from another machine (as in the released model): use what is here.
+    moved = tmp_path / 'moved'
+    moved.mkdir()
+    for name in os.listdir(str(checkpoint)):
+        if name.startswith('model.ckpt'):
+            (moved / name).write_bytes((checkpoint / name).read_bytes())
+    (moved / 'checkpoint').write_text('model_checkpoint_path: "/home/chen/SID/checkpoint/Sony/model.ckpt"\n')
+    assert test_Sony.find_checkpoint(str(moved)) == str(moved / 'model.ckpt')
+
+    with tf.Graph().as_default():
+        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        variables = network.model_variables()
+        test_Sony.check_checkpoint(prefix, variables)  # the released naming passes
+        shapes = dict((v.op.name, v.shape.as_list()) for v in variables)
+
+    def save(folder, shapes, extra=()):
+        with tf.Graph().as_default():
+            saved = [tf.Variable(np.zeros(s, np.float32), name=n) for n, s in shapes.items()]
+            saved += [tf.Variable(0.0, name=n) for n in extra]
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                return tf.train.Saver(saved).save(sess, str(tmp_path / folder / 'model.ckpt'))
+
+    with tf.Graph().as_default():
+        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        variables = network.model_variables()
+        # Extra variables (a training checkpoint's Adam slots, step counter) are fine.
+        test_Sony.check_checkpoint(save('train', shapes, ['beta1_power', 'global_step']), variables)
+        partial = dict((n, s) for n, s in shapes.items() if not n.startswith('Variable'))
+        with pytest.raises(sid_io.SidError, match=r'lacks 4 of the 42 U-Net variables \(first: Variable'):
+            test_Sony.check_checkpoint(save('partial', partial), variables)
+        wrong = dict(shapes, **{'g_conv10/weights': [1, 1, 32, 3]})
+        with pytest.raises(sid_io.SidError, match=r'g_conv10/weights has shape \[1, 1, 32, 3\]'):
+            test_Sony.check_checkpoint(save('wrong', wrong), variables)
+        (tmp_path / 'junk.index').write_bytes(b'not a checkpoint')
+        with pytest.raises(sid_io.SidError, match='unreadable checkpoint'):
+            test_Sony.check_checkpoint(str(tmp_path / 'junk'), variables)
+
+
+def test_select_pairs_first_burst_and_name_clashes(tiny_dataset):
+    list_path = str(tiny_dataset / 'Sony_test_list.txt')
+    pairs = sid_io.read_list(list_path, str(tiny_dataset))
+    first = test_Sony.select_pairs(pairs, False, list_path)
+    assert [burst for _, _, burst, _ in first] == [0] * (len(pairs) // 2)
+    assert len(test_Sony.select_pairs(pairs, True, list_path)) == len(pairs)
+    with pytest.raises(sid_io.SidError, match=r'Sony_test_list.txt:\d+: gives the same result name'):
+        test_Sony.select_pairs(pairs + pairs[:1], True, list_path)
+
+
+def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint):
+    data = ['--data_dir=%s' % tiny_dataset, '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt')]
+    result = tmp_path / 'result'
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint,
+                                                '--result_dir=%s' % result]))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith('device=cpu precision=fp32')
+    assert 'tested 2 pairs, skipped 0' in proc.stdout
+
+    pairs = sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset))
+    final = result / 'final'
+    expected_names = set()
+    sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
+    with sess:
+        for pair in pairs:
+            scene, burst, _ = sid_io.parse_name(pair.short)
+            if burst:
+                continue
+            ratio = sid_io.exposure_ratio(pair.short, pair.long)
+            stem = str(final / ('%05d_00_%d_' % (scene, int(round(ratio)))))
+            expected_names.update(os.path.basename(stem + k + '.png') for k in test_Sony.KINDS)
+            gt = test_Sony.to_uint8(sid_io.read_ground_truth(pair.long))
+            assert np.array_equal(read_png(stem + 'gt.png'), gt)
+            packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
+            out = test_Sony.run_network(sess, packed_ph, output, packed)
+            assert np.abs(read_png(stem + 'out.png') - out).max() <= 1  # the restored weights
+            scale = read_png(stem + 'scale.png')
+            assert scale.shape == gt.shape == (96, 136, 3)
+            # The official baseline: postprocessed short exposure times mean(gt) / its own mean.
+            short = sid_io.postprocess(pair.short).astype(np.float64) / 65535
+            gt_float = sid_io.read_ground_truth(pair.long).astype(np.float64)
+            reference = np.clip(short * gt_float.mean() / short.mean() * 255, 0, 255)
+            assert np.abs(scale - np.floor(reference + 0.5)).max() <= 1
+    assert set(os.listdir(str(final))) == expected_names | {test_Sony.STAMP_NAME}
+    mtimes = dict((n, os.path.getmtime(str(final / n))) for n in expected_names)
+
+    # All pairs, tiled: the _00 pairs are skipped (untouched), the _01 pairs computed.
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint, '--all_pairs',
+                                                '--result_dir=%s' % result, '--tile=32',
+                                                '--tile_overlap=16']))
+    assert proc.returncode == 0, proc.stderr
+    assert 'tested 2 pairs, skipped 2' in proc.stdout
+    assert len([n for n in os.listdir(str(final)) if re.match(r'\d{5}_01_\d+_out\.png$', n)]) == 2
+    assert all(os.path.getmtime(str(final / n)) == t for n, t in mtimes.items())
+
+    # Another checkpoint on the same results: refused rather than mixed.
+    other = tmp_path / 'other'
+    bench_inference.make_checkpoint(str(other / 'model.ckpt'), seed=2)
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % other,
+                                                '--result_dir=%s' % result]))
+    assert proc.returncode == 1
+    assert re.match(r'error: .*final: results there come from another checkpoint', proc.stderr.strip())
+
+    # No checkpoint: one-line error, exit 1, nothing written.
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % empty,
+                                                '--result_dir=%s' % (tmp_path / 'none')]))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'error: %s: no checkpoint found (expected model.ckpt.index); train with train_Sony.py or '
+        'download the authors\' model - refusing to test random weights' % empty]
+    assert not (tmp_path / 'none').exists()
