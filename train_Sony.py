@@ -189,6 +189,7 @@ def input_pipeline(data, crops, ps, batch_size):
         return (raw, gt, np.int32(data.scene_ids[pair]), np.float32(data.ratios[pair]),
                 np.float64(time.time()))
 
+    @tf.autograph.experimental.do_not_convert  # plain graph code: skip seconds of autograph
     def load_op(pair, y, x, flip_v, flip_h, transpose):
         raw, gt, scene, ratio, ready = tf.numpy_function(
             load, [pair, y, x], [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
@@ -203,7 +204,8 @@ def input_pipeline(data, crops, ps, batch_size):
                                         (tf.TensorShape([]),) * len(Crop._fields))
     ds = ds.map(load_op, num_parallel_calls=PARALLEL_CROPS)
     if batch_size == 1:  # a reshape instead of batch()'s copy of every patch
-        ds = ds.map(lambda *t: tuple(tf.expand_dims(x, 0) for x in t))
+        ds = ds.map(tf.autograph.experimental.do_not_convert(
+            lambda *t: tuple(tf.expand_dims(x, 0) for x in t)))
     else:
         ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.prefetch(PREFETCH_BATCHES)

@@ -5,9 +5,9 @@ pair with rawpy on first use inside the step loop, keep float32 images in RAM (a
 ground truth), cut crops and flips with numpy, feed them with feed_dict. The project's path is
 train_Sony.py itself: decoded-raw cache, memory-mapped crops, tf.data.
 
-    python3 scripts/make_dataset.py --data_dir=/tmp/sid_full --list_dir=/tmp/sid_full \\
+    python3 scripts/make_dataset.py --data_dir=/tmp/train_bench_full/data --list_dir=/tmp/train_bench_full/data \\
         --height=2848 --width=4256 --train_scenes=16 --test_scenes=0 --val_scenes=0 --bursts=1
-    python3 scripts/bench_input_pipeline.py --data_dir=/tmp/sid_full --work_dir=/tmp/sid_bench_work
+    python3 scripts/bench_input_pipeline.py   # defaults: /tmp/train_bench_full/{data,work}
 
 Sections (run all by default):
   a  steady-state input patches per second at --ps (nothing trains: a reduce_sum consumes them)
@@ -231,9 +231,9 @@ def bench_step(pairs, data_dir, ps, steps):
 
 def define_flags():
     from absl import flags
-    flags.DEFINE_string('data_dir', '/tmp/sid_full', 'generated full-size dataset root')
+    flags.DEFINE_string('data_dir', '/tmp/train_bench_full/data', 'generated full-size dataset root')
     flags.DEFINE_string('list', '', 'training list; default <data_dir>/Sony_train_list.txt')
-    flags.DEFINE_string('work_dir', '/tmp/sid_bench_work', 'logs, checkpoints, list subsets')
+    flags.DEFINE_string('work_dir', '/tmp/train_bench_full/work', 'logs, checkpoints, list subsets')
     flags.DEFINE_integer('ps', train_Sony.PATCH, 'patch size on the packed input')
     flags.DEFINE_list('sizes', ['4', '16'], 'dataset sizes N (pairs) for (b) and (c)')
     flags.DEFINE_integer('patches', 100, 'patches timed per round in (a)')
