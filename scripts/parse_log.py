@@ -86,8 +86,11 @@ def parse_eval(lines, path='log'):
 
 
 def mean_step_time(times, warmup):
-    """Mean step time without the first `warmup` steps (fewer when the run is too short)."""
-    skip = min(warmup, len(times) - 1)
+    """Mean step time without the first `warmup` steps.
+
+    A run too short for that still drops its first step (graph compilation) if it has another.
+    """
+    skip = warmup if len(times) > warmup else min(1, len(times) - 1)
     if skip < warmup:
         sys.stderr.write('parse_log: only %d steps, averaging after %d warm-up step(s) instead of '
                          '%d\n' % (len(times), skip, warmup))

@@ -55,8 +55,31 @@ for entry in "${table[@]:1}"; do
     echo "rank $rank on device $dev: pid $!, log $output_path/$dev/train_$dev.log" >&2
 done
 
-# Wait for all; when one rank fails the others would block in HCCL forever, so stop them.
+# Wait for all; when one rank fails the others would block in HCCL forever, so stop them: TERM
+# first (train_Sony.py saves and exits), KILL after a grace period (a rank blocked inside a
+# collective never gets back to Python to handle the signal).
+STOP_GRACE_SECONDS=30
 status=()
+stop_running_ranks() {
+    local j waited=0 alive=1
+    for j in "${!pids[@]}"; do
+        [[ -z ${status[$j]:-} ]] && kill "${pids[$j]}" 2>/dev/null || true
+    done
+    while ((alive && waited < STOP_GRACE_SECONDS)); do
+        alive=0
+        for j in "${!pids[@]}"; do
+            [[ -z ${status[$j]:-} ]] && kill -0 "${pids[$j]}" 2>/dev/null && alive=1
+        done
+        sleep 1
+        waited=$((waited + 1))
+    done
+    for j in "${!pids[@]}"; do
+        if [[ -z ${status[$j]:-} ]]; then
+            kill -KILL "${pids[$j]}" 2>/dev/null || true
+            wait "${pids[$j]}" 2>/dev/null || true
+        fi
+    done
+}
 while :; do
     running=0
     for i in "${!pids[@]}"; do
@@ -68,9 +91,7 @@ while :; do
         if ((code != 0)); then
             echo "rank ${ranks[$i]} (device ${devices[$i]}) failed with exit code $code:" >&2
             tail -n 20 "$output_path/${devices[$i]}/train_${devices[$i]}.log" >&2
-            for j in "${!pids[@]}"; do
-                [[ -z ${status[$j]:-} ]] && kill "${pids[$j]}" 2>/dev/null || true
-            done
+            stop_running_ranks
             exit 1
         fi
     done
