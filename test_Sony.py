@@ -14,7 +14,8 @@ By default only the first burst frame (`_00`) of each scene is tested, as the of
 
 Full-resolution inference (1424 x 2128 packed) peaks near 3 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
-bounded by the tile size instead of the image size (see tile_spans for why the result matches).
+bounded by the tile size instead of the image size; with the default overlap the result is
+the untiled one (see DEFAULT_TILE_OVERLAP and tile_spans).
 
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
@@ -45,6 +46,7 @@ ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
 # weights, up to float summation order (bitwise equal on the CPU here). Less overlap is not safe:
 # with 64, outputs differ by up to 10-19 levels near tile edges.
 DEFAULT_TILE_OVERLAP = 96
+BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
 STAMP_NAME = 'checkpoint_used.txt'  # which checkpoint made the PNGs in final/
 
@@ -179,8 +181,31 @@ def tile_spans(length, tile, overlap):
 
 
 def to_uint8(x):
-    """[0, 1] float -> 8-bit the way scipy.misc.toimage(x * 255, cmin=0, cmax=255) did: round half up."""
-    return (np.clip(x * np.float32(255), 0, 255) + np.float32(0.5)).astype(np.uint8)
+    """[0, 1] float -> 8-bit as scipy.misc.toimage(x * 255, cmin=0, cmax=255) did: clip, round half up."""
+    y = np.multiply(x, np.float32(255), dtype=np.float32)  # the only temporary
+    np.clip(y, 0, 255, out=y)
+    y += np.float32(0.5)
+    return y.astype(np.uint8)
+
+
+def postprocessed_to_uint8(rgb16, gain=1.0):
+    """8-bit PNG content of rgb16 / 65535 * gain, a block of rows at a time.
+
+    With gain 1 this is exactly to_uint8(sid_io.read_ground_truth(...)), without the two
+    full-size float32 copies (145 MB each at 2848 x 4256) that would stack on TF's memory pool.
+    """
+    out = np.empty(rgb16.shape, np.uint8)
+    for top in range(0, rgb16.shape[0], BLOCK_ROWS):
+        block = rgb16[top:top + BLOCK_ROWS].astype(np.float32) / np.float32(sid_io.GT_SCALE)
+        if gain != 1.0:
+            block *= np.float32(gain)
+        out[top:top + BLOCK_ROWS] = to_uint8(block)
+    return out
+
+
+def mean_level(rgb16):
+    """Mean of rgb16 / 65535 (float64 accumulation)."""
+    return float(rgb16.mean(dtype=np.float64)) / sid_io.GT_SCALE
 
 
 def build_network():
@@ -198,15 +223,10 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
         for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
             out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
             core = out[2 * (y0 - cy0):2 * (y1 - cy0), 2 * (x0 - cx0):2 * (x1 - cx0)]
-            result[2 * y0:2 * y1, 2 * x0:2 * x1] = to_uint8(core)
+            for top in range(0, core.shape[0], BLOCK_ROWS):  # no full-size float temporaries
+                rows = core[top:top + BLOCK_ROWS]
+                result[2 * y0 + top:2 * y0 + top + len(rows), 2 * x0:2 * x1] = to_uint8(rows)
     return result
-
-
-def scale_image(short_path, gt_mean):
-    """The short exposure's postprocessed image scaled to the ground truth's mean (paper's baseline)."""
-    scale = sid_io.postprocess(short_path).astype(np.float32) / np.float32(sid_io.GT_SCALE)
-    mean = float(scale.mean())
-    return scale * np.float32(gt_mean / mean) if mean > 0 else scale
 
 
 def save_png(image, path):
@@ -264,18 +284,26 @@ def main(argv):
                 skipped += 1
                 continue
             packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
+            # Ground truth as sid_io.read_ground_truth (postprocess / 65535), converted in blocks.
+            gt16 = sid_io.postprocess(pair.long)
+            if gt16.shape[:2] != (2 * packed.shape[0], 2 * packed.shape[1]):
+                raise sid_io.SidError('%s: ground truth is %dx%d but the short exposure %s gives '
+                                      '%dx%d; are they the same camera?' % (
+                                          pair.long, gt16.shape[1], gt16.shape[0], pair.short,
+                                          2 * packed.shape[1], 2 * packed.shape[0]))
+            gt_mean = mean_level(gt16)
+            save_png(postprocessed_to_uint8(gt16), paths['gt'])
+            del gt16
+            # The paper's "scaling" baseline: the short exposure's own image times mean(gt)/mean.
+            short16 = sid_io.postprocess(pair.short)
+            short_mean = mean_level(short16)
+            save_png(postprocessed_to_uint8(short16, gt_mean / short_mean if short_mean > 0 else 1.0),
+                     paths['scale'])
+            del short16
             start = time.time()
             out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
             network_seconds += time.time() - start
             del packed
-            gt = sid_io.read_ground_truth(pair.long)
-            if gt.shape != out.shape:
-                raise sid_io.SidError('%s: ground truth is %s but the output is %s; are short and '
-                                      'long from the same camera?' % (pair.long, gt.shape, out.shape))
-            gt_mean = float(gt.mean())
-            save_png(to_uint8(gt), paths['gt'])
-            del gt
-            save_png(to_uint8(scale_image(pair.short, gt_mean)), paths['scale'])
             save_png(out, paths['out'])  # last: a pair counts as done once its output exists
             done += 1
     rss = peak_rss_mb()
