@@ -362,6 +362,14 @@ def main(argv):
     fetches = {'train': train_op, 'loss': loss, 'step': global_step, 'ready': ready}
     samples = {'output': outputs, 'target': targets, 'scene': scene_ids, 'ratio': ratios}
 
+    def compiled(named):
+        """A session callable: graph pruning and optimisation happen here, not inside a step
+        (so the first step's time and input wait are the step's own)."""
+        names = sorted(named)
+        run = sess.make_callable([named[k] for k in names])
+        return lambda: dict(zip(names, run()))
+    steps_fn = {False: compiled(fetches)}  # the variant with sample outputs is made on first use
+
     def save(epoch_done):
         sess.run(set_epoch, {epoch_in: epoch_done})
         return saver.save(sess, prefix, global_step=global_step) if dist.is_chief else None
@@ -372,8 +380,10 @@ def main(argv):
         keep_samples = dist.is_chief and epoch % f.save_freq == 0
         losses, waited, epoch_start = [], 0.0, time.time()
         for step in range(1, steps + 1):
+            if keep_samples not in steps_fn:
+                steps_fn[keep_samples] = compiled(dict(fetches, **samples))
             t0 = time.time()
-            out = sess.run(dict(fetches, **samples) if keep_samples else fetches)
+            out = steps_fn[keep_samples]()
             dt = time.time() - t0
             if epoch == first_epoch and step == 1:
                 say(FIRST_STEP_LOG % (t0, t0 - start))
@@ -431,6 +441,7 @@ def define_flags():
     flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
                         'weights start a fresh run; ignored when checkpoint_dir has one')
     npu_config.define_flags(distributed=True)
+    flags.adopt_module_key_flags(npu_config)  # --help lists --device, --precision, --distributed
 
 
 if __name__ == '__main__':

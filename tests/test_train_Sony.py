@@ -232,6 +232,17 @@ def test_finetune_loads_weights_only_from_a_checkpoint_without_adam_slots(data, 
         assert 0 < np.abs(moved).max() <= 2 * STEPS * 1e-4  # Adam steps of at most ~lr each
 
 
+def test_help_lists_the_flags_with_their_defaults():
+    proc = run_script('train_Sony.py', '--help')  # absl exits 1 after printing help
+    for flag, default in (('epochs', '4000'), ('ps', '512'), ('save_freq', '500'),
+                          ('learning_rate', '0.0001'), ('lr_drop_epoch', '2000'),
+                          ('data_dir', './dataset'), ('train_list', './Sony_train_list.txt'),
+                          ('checkpoint_dir', './checkpoint/Sony/'), ('result_dir', './result_Sony/'),
+                          ('device', 'auto'), ('precision', 'auto'), ('distributed', 'none')):
+        section = proc.stdout.split('--%s:' % flag)[1]
+        assert "(default: '%s')" % default in section.split('\n  --')[0], flag
+
+
 # ---------------------------------------------------------------- faults
 
 def assert_one_line_error(proc, *fragments):
