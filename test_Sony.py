@@ -271,8 +271,8 @@ def main(argv):
           % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
-    done = skipped = 0
-    network_seconds = 0.0
+    skipped = 0
+    network_seconds = []
     with tf.Session(config=npu_config.session_config(rt)) as sess:
         tf.train.Saver(var_list=variables).restore(sess, prefix)
         bar = tqdm(pairs, unit='pair')
@@ -302,13 +302,14 @@ def main(argv):
             del short16
             start = time.time()
             out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
-            network_seconds += time.time() - start
+            network_seconds.append(time.time() - start)
             del packed
             save_png(out, paths['out'])  # last: a pair counts as done once its output exists
-            done += 1
     rss = peak_rss_mb()
-    print('tested %d pairs, skipped %d already done; network %.2f s per pair; peak RSS %s'
-          % (done, skipped, network_seconds / max(done, 1),
+    # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
+    print('tested %d pairs, skipped %d already done; network %.2f s per pair (median); peak RSS %s'
+          % (len(network_seconds), skipped,
+             float(np.median(network_seconds)) if network_seconds else 0.0,
              '%.0f MB' % rss if rss is not None else 'n/a'))
 
 

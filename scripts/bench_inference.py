@@ -28,7 +28,7 @@ import sid_io  # noqa: E402
 FULL_HEIGHT, FULL_WIDTH = 2848, 4256
 OUTPUT_BIAS = 0.5  # centre the random network's output in [0, 1] so clipping hides little
 LEAK_GAIN = 2.0 / (1.0 + 0.2 ** 2)  # He et al.'s gain for a leaky ReLU with slope 0.2
-SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair; peak RSS (\d+) MB')
+SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair \(median\); peak RSS (\d+) MB')
 EVAL_RE = re.compile(r'evaluated (\d+) images in ([\d.]+) s')
 
 
@@ -84,7 +84,8 @@ def define_flags():
     flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
     flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
     flags.DEFINE_integer('tile_overlap', 0, 'overlap for the tiled runs; 0 = test_Sony.py default')
-    flags.DEFINE_integer('repeats', 2, 'runs of each inference setting (alternated; best is kept)')
+    flags.DEFINE_integer('pairs', 3, 'full-size test pairs (ratios 300, 100, 250, ...)')
+    flags.DEFINE_integer('repeats', 2, 'runs of each setting (alternated; the best is kept)')
     flags.DEFINE_integer('eval_images', 8, 'full-size result pairs in the eval benchmark folder')
 
 
@@ -100,8 +101,8 @@ def main(argv):
     data_dir = os.path.join(work, 'data')
     test_list = os.path.join(work, 'Sony_test_list.txt')
     if not os.path.isfile(test_list):
-        print('generating a %dx%d pair in %s' % (FULL_HEIGHT, FULL_WIDTH, data_dir))
-        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, 1, 0, 1, 0, work)
+        print('generating %d %dx%d pairs in %s' % (f.pairs, FULL_HEIGHT, FULL_WIDTH, data_dir))
+        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, f.pairs, 0, 1, 0, work)
     checkpoint = f.checkpoint_dir
     if not checkpoint:
         checkpoint = os.path.join(work, 'checkpoint')
@@ -129,17 +130,21 @@ def main(argv):
             old = best.get(name, (1e9, 1e9, 1e9, result_dir))
             best[name] = (min(old[0], seconds), min(old[1], rss), min(old[2], wall), result_dir)
     final = os.path.join(best['untiled'][3], 'final')
-    out_name = [n for n in os.listdir(final) if n.endswith('_out.png')][0]
-    untiled = read_png(os.path.join(final, out_name)).astype(np.int16)
-    print('\n| setting | network s/pair | x untiled | peak RSS MB | process s | max 8-bit diff '
+    out_names = sorted(n for n in os.listdir(final) if n.endswith('_out.png'))
+    print('\n%d pairs of %dx%d, network time = median per pair, best of %d runs\n'
+          % (len(out_names), FULL_HEIGHT, FULL_WIDTH, f.repeats))
+    print('| setting | network s/pair | x untiled | peak RSS MB | process s | max 8-bit diff '
           '| pixels differing |')
     print('|---|---|---|---|---|---|---|')
     for name, _ in settings:
         seconds, rss, wall, result_dir = best[name]
-        diff = np.abs(read_png(os.path.join(result_dir, 'final', out_name)) - untiled)
+        worst = differing = 0
+        for out_name in out_names:
+            diff = np.abs(read_png(os.path.join(result_dir, 'final', out_name)).astype(np.int16)
+                          - read_png(os.path.join(final, out_name)))
+            worst, differing = max(worst, int(diff.max())), differing + int((diff > 0).any(-1).sum())
         print('| %s | %.2f | %.2f | %d | %.1f | %d | %d |'
-              % (name, seconds, seconds / best['untiled'][0], rss, wall, diff.max(),
-                 int((diff > 0).any(axis=-1).sum())))
+              % (name, seconds, seconds / best['untiled'][0], rss, wall, worst, differing))
 
     # 2. Evaluation: one folder of full-size results, one process vs all cores.
     eval_dir = os.path.join(work, 'eval_final')
@@ -147,12 +152,13 @@ def main(argv):
         shutil.rmtree(eval_dir)
     os.makedirs(eval_dir)
     for i in range(f.eval_images):
+        source = os.path.join(final, out_names[i % len(out_names)])
+        ratio = (100, 250, 300)[i % 3]
         for kind in ('out', 'gt'):
-            source = os.path.join(final, out_name.replace('_out.png', '_%s.png' % kind))
-            ratio = (100, 250, 300)[i % 3]
-            shutil.copy(source, os.path.join(eval_dir, '%05d_00_%d_%s.png' % (10001 + i, ratio, kind)))
+            shutil.copy(source.replace('_out.png', '_%s.png' % kind),
+                        os.path.join(eval_dir, '%05d_00_%d_%s.png' % (10001 + i, ratio, kind)))
     timings = {}
-    for jobs in (1, 0, 1, 0):
+    for jobs in (1, 0) * f.repeats:
         out, wall = run([os.path.join(ROOT, 'eval.py'), '--result_dir=' + eval_dir,
                          '--jobs=%d' % jobs])
         seconds = float(EVAL_RE.search(out).group(2))
