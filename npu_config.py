@@ -13,6 +13,8 @@ from collections import namedtuple
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
+import sid_io
+
 DEVICES = ('auto', 'npu', 'gpu', 'cpu')
 PRECISIONS = ('auto', 'mixed', 'fp32')
 # Ascend precision modes; fp32 maps to must_keep_origin_dtype.
@@ -28,6 +30,11 @@ HCCL_ENV = ('RANK_TABLE_FILE', 'RANK_ID', 'RANK_SIZE')
 DEVICE_ID_ENV = ('ASCEND_DEVICE_ID', 'DEVICE_ID')
 
 Runtime = namedtuple('Runtime', 'device precision npu_precision_mode')
+
+
+class ConfigError(sid_io.SidError, ValueError):
+    """A device/precision/distribution choice that cannot work here. A SidError, so the scripts'
+    fail_cleanly turns it into one `error: ...` line and exit 1 instead of a traceback."""
 
 
 def npu_bridge_present():
@@ -47,21 +54,21 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
     An explicit npu without npu_bridge fails here, not at the first lazy import deep in training.
     """
     if device not in DEVICES:
-        raise ValueError('device must be one of %s, got %r' % (DEVICES, device))
+        raise ConfigError('device must be one of %s, got %r' % (DEVICES, device))
     if precision not in PRECISIONS:
-        raise ValueError('precision must be one of %s, got %r' % (PRECISIONS, precision))
+        raise ConfigError('precision must be one of %s, got %r' % (PRECISIONS, precision))
     if npu_precision_mode not in NPU_MIXED_MODES:
-        raise ValueError('npu_precision_mode must be one of %s, got %r'
+        raise ConfigError('npu_precision_mode must be one of %s, got %r'
                          % (NPU_MIXED_MODES, npu_precision_mode))
     if device == 'auto':
         device = 'npu' if npu_bridge_present() else ('gpu' if gpu_present() else 'cpu')
     elif device == 'npu' and not npu_bridge_present():
-        raise ValueError('--device=npu needs Huawei\'s npu_bridge (CANN TF adapter), which is not '
+        raise ConfigError('--device=npu needs Huawei\'s npu_bridge (CANN TF adapter), which is not '
                          'importable here; use --device=gpu/cpu or auto')
     if precision == 'auto':
         precision = 'mixed' if device == 'npu' else 'fp32'
     if precision == 'mixed' and device == 'cpu':
-        raise ValueError('--precision=mixed needs an Ascend NPU or a GPU; the CPU runs float32')
+        raise ConfigError('--precision=mixed needs an Ascend NPU or a GPU; the CPU runs float32')
     mode = (npu_precision_mode if precision == 'mixed' else NPU_FP32_MODE) if device == 'npu' else None
     return Runtime(device, precision, mode)
 
@@ -113,7 +120,7 @@ class Distribution(object):
 
     def __init__(self, backend='none'):
         if backend not in BACKENDS:
-            raise ValueError('distributed backend must be one of %s, got %r' % (BACKENDS, backend))
+            raise ConfigError('distributed backend must be one of %s, got %r' % (BACKENDS, backend))
         self.backend = backend
         self.rank, self.size, self.local_rank = 0, 1, 0
         if backend == 'horovod':
@@ -126,15 +133,15 @@ class Distribution(object):
             if not any(os.environ.get(k) for k in DEVICE_ID_ENV):
                 missing.append(' or '.join(DEVICE_ID_ENV))
             if missing:
-                raise ValueError('--distributed=hccl needs %s in the environment (see '
+                raise ConfigError('--distributed=hccl needs %s in the environment (see '
                                  'scripts/train_full_8p.sh)' % ', '.join(missing))
             if not os.path.isfile(os.environ['RANK_TABLE_FILE']):
-                raise ValueError('RANK_TABLE_FILE=%s: no such file' % os.environ['RANK_TABLE_FILE'])
+                raise ConfigError('RANK_TABLE_FILE=%s: no such file' % os.environ['RANK_TABLE_FILE'])
             from hccl.manage.api import get_local_rank_id, get_rank_id, get_rank_size
             self.rank, self.size = get_rank_id(), get_rank_size()
             self.local_rank = get_local_rank_id()
             if (self.rank, self.size) != (int(os.environ['RANK_ID']), int(os.environ['RANK_SIZE'])):
-                raise ValueError('HCCL reports rank %d of %d but RANK_ID=%s RANK_SIZE=%s'
+                raise ConfigError('HCCL reports rank %d of %d but RANK_ID=%s RANK_SIZE=%s'
                                  % (self.rank, self.size, os.environ['RANK_ID'],
                                     os.environ['RANK_SIZE']))
 
@@ -167,7 +174,7 @@ def wrap_optimizer(optimizer, rt, dist=None):
     """
     dist = dist or Distribution('none')
     if dist.backend not in ('none', 'hccl' if rt.device == 'npu' else 'horovod'):
-        raise ValueError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '
+        raise ConfigError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '
                          'on GPU/CPU' % (dist.backend, rt.device))
     if rt.device == 'npu':
         if dist.backend == 'hccl':

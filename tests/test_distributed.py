@@ -189,8 +189,10 @@ def test_hccl_ranks_through_the_npu_bridge_test_double(tiny_dataset, tmp_path):
     assert not (tmp_path / 'result1').exists() or not os.listdir(str(tmp_path / 'result1'))
 
 
-@pytest.mark.parametrize('rank, message', [('5', 'RANK_ID=5 is not in'),
-                                           ('1', 'HCCL reports rank 1 of 2 but RANK_ID=1 RANK_SIZE=8')])
+@pytest.mark.parametrize('rank, message', [
+    ('5', 'RANK_ID=5 is not in'),  # raised by (the double of) HCCL itself
+    ('1', '\nerror: HCCL reports rank 1 of 2 but RANK_ID=1 RANK_SIZE=8\n'),  # npu_config's check
+])
 def test_hccl_bad_environment_stops_before_training(tiny_dataset, tmp_path, rank, message):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKES]), TF_CPP_MIN_LOG_LEVEL='2',
                RANK_TABLE_FILE=two_device_table(tmp_path), RANK_ID=rank, RANK_SIZE='8',
@@ -202,3 +204,34 @@ def test_hccl_bad_environment_stops_before_training(tiny_dataset, tmp_path, rank
     assert out.returncode != 0
     assert message in out.stderr
     assert not (tmp_path / 'c').exists()
+
+
+AMP_PROBE = r'''
+import tensorflow.compat.v1 as tf
+import npu_config
+tf.disable_v2_behavior()
+dist = npu_config.Distribution('horovod')
+rt = npu_config.Runtime('gpu', 'mixed', None)
+w = tf.get_variable('w', initializer=tf.constant([1.0, -2.0]))
+opt = npu_config.wrap_optimizer(tf.train.AdamOptimizer(0.1), rt, dist)
+train = opt.minimize(tf.reduce_sum(tf.square(w)))
+with tf.Session(config=npu_config.session_config(npu_config.Runtime('cpu', 'fp32', None))) as sess:
+    sess.run(tf.global_variables_initializer())
+    sess.run(dist.broadcast_op())
+    sess.run(train)
+    print(type(opt).__name__, type(opt._optimizer).__name__, [round(float(x), 4) for x in sess.run(w)])
+'''
+
+
+def test_horovod_inside_gpu_loss_scaling_trains():
+    """GPU mixed precision over Horovod: the averaging optimizer inside the dynamic loss scaling.
+
+    On a CPU the graph rewrite finds no GPU and leaves float32, but the loss scaling, Horovod's
+    allreduce and Adam all run.
+    """
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
+    out = subprocess.run([sys.executable, '-c', AMP_PROBE], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split('\n')[-2] == ('MixedPrecisionLossScaleOptimizer _DistributedOptimizer '
+                                           '[0.9, -1.9]')

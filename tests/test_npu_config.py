@@ -17,6 +17,7 @@ from tensorflow.core.protobuf.config_pb2 import ConfigProto
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 import npu_config
+import sid_io
 from npu_config import Distribution, Runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,8 +98,14 @@ def test_resolve_auto_without_npu_bridge():
     (('cpu', 'fp32', 'fp8'), 'npu_precision_mode must be one of'),
 ])
 def test_resolve_rejects(args, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(npu_config.ConfigError, match=message):
         npu_config.resolve(*args)
+
+
+def test_config_errors_end_scripts_with_one_line():
+    """fail_cleanly (every script's main) catches SidError; ValueError keeps older callers working."""
+    assert issubclass(npu_config.ConfigError, sid_io.SidError)
+    assert issubclass(npu_config.ConfigError, ValueError)
 
 
 @pytest.mark.parametrize('rt, words', [
