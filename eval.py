@@ -41,6 +41,7 @@ SSIM_PROTOCOLS = OrderedDict([
 ])
 MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
 RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
+CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
 
 
@@ -75,29 +76,32 @@ def ssim(a, b, protocol='skimage'):
     return float(structural_similarity(a, b, **kwargs))
 
 
-def read_png(path):
-    """An 8-bit RGB PNG as a uint8 [H, W, 3] array, or a one-line SidError naming the file."""
+def read_png(path, with_info=False):
+    """An 8-bit RGB PNG as a uint8 [H, W, 3] array (and its text chunks), or a one-line SidError."""
     from PIL import Image
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
+            mode, info = im.mode, dict(im.info)
             pixels = np.asarray(im)
     except (OSError, ValueError, SyntaxError) as e:  # Pillow's unreadable / truncated errors
         raise sid_io.SidError('%s: unreadable image (%s)' % (path, str(e).splitlines()[0][:80]))
     if mode != 'RGB':
         raise sid_io.SidError('%s: expected an 8-bit RGB PNG, found mode %s' % (path, mode))
-    return pixels
+    return (pixels, info) if with_info else pixels
 
 
 def score(job):
-    """Worker: (out_path, gt_path, protocol) -> (psnr, ssim). Module level so a Pool can pickle it."""
+    """Worker: (out_path, gt_path, protocol) -> (psnr, ssim, checkpoint stamp of the output or None).
+
+    Module level so a Pool can pickle it.
+    """
     out_path, gt_path, protocol = job
-    out, gt = read_png(out_path), read_png(gt_path)
+    (out, info), gt = read_png(out_path, with_info=True), read_png(gt_path)
     if out.shape != gt.shape:
         raise sid_io.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
             out_path, out.shape[1], out.shape[0], os.path.basename(gt_path), gt.shape[1], gt.shape[0]))
-    return psnr(out, gt), ssim(out, gt, protocol)
+    return psnr(out, gt), ssim(out, gt, protocol), info.get(CHECKPOINT_KEY)
 
 
 # ---------------------------------------------------------------- results folder
@@ -131,8 +135,8 @@ def summarize(items, scores):
     """OrderedDict label -> (count, mean psnr, mean ssim) for each ratio and 'all'."""
     groups = OrderedDict(('x%d' % r, []) for r in RATIOS)
     for item, s in zip(items, scores):
-        groups.setdefault('x%d' % item[2], []).append(s)
-    groups['all'] = list(scores)
+        groups.setdefault('x%d' % item[2], []).append(s[:2])
+    groups['all'] = [s[:2] for s in scores]
     return OrderedDict((label, (len(v), float(np.mean([p for p, _ in v])) if v else float('nan'),
                                 float(np.mean([q for _, q in v])) if v else float('nan')))
                        for label, v in groups.items())
@@ -160,26 +164,40 @@ def finite(x):
     return x if np.isfinite(x) else None
 
 
+def describe_checkpoints(scores):
+    """Which checkpoint made the outputs, from the stamps test_Sony.py writes into them."""
+    stamps = sorted(set(s[2] for s in scores if s[2]))
+    unknown = sum(1 for s in scores if not s[2])
+    if len(stamps) == 1 and not unknown:
+        return 'checkpoint %s' % stamps[0]
+    if not stamps:
+        return 'checkpoint not recorded in the PNGs'
+    return 'WARNING: outputs of %d different checkpoints%s' % (
+        len(stamps), ' and %d unrecorded' % unknown if unknown else '')
+
+
 def write_reports(final_dir, stem, items, scores, summary, protocol):
     """CSV (one row per image), JSON (everything) and Markdown (the table), each atomically."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator='\n')
-    writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'protocol'])
-    for (scene, burst, ratio, out_path, _), (p, s) in zip(items, scores):
+    writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'checkpoint', 'protocol'])
+    for (scene, burst, ratio, out_path, _), (p, s, stamp) in zip(items, scores):
         writer.writerow([os.path.basename(out_path), scene, '%02d' % burst, ratio,
-                         '%.4f' % p, '%.6f' % s, protocol])
+                         '%.4f' % p, '%.6f' % s, stamp or '', protocol])
     report = OrderedDict([
         ('protocol', protocol),
+        ('checkpoint', describe_checkpoints(scores)),
         ('average_psnr', finite(summary['all'][1])), ('average_ssim', finite(summary['all'][2])),
         ('per_ratio', OrderedDict((k, dict(images=n, psnr=finite(p), ssim=finite(s)))
                                   for k, (n, p, s) in summary.items())),
         ('images', [dict(image=os.path.basename(o), scene=sc, burst=b, ratio=r, psnr=finite(p),
-                         ssim=s)
-                    for (sc, b, r, o, _), (p, s) in zip(items, scores)]),
+                         ssim=s, checkpoint=stamp)
+                    for (sc, b, r, o, _), (p, s, stamp) in zip(items, scores)]),
     ])
     contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
-                '%s\n\n%s\n' % (protocol, markdown_table(summary)))
+                '%s\n\n%s\n\n%s\n' % (protocol, describe_checkpoints(scores),
+                                        markdown_table(summary)))
     for path, content in zip(paths, contents):
         with sid_io.atomic_write(path, 'w') as f:
             f.write(content)
@@ -214,6 +232,7 @@ def main(argv):
     summary = summarize(items, scores)
     stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
     paths = write_reports(final_dir, stem, items, scores, summary, protocol)
+    print(describe_checkpoints(scores))
     print(markdown_table(summary))
     print('average psnr: %.4f' % summary['all'][1])
     print('average ssim: %.4f' % summary['all'][2])

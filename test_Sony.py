@@ -48,7 +48,9 @@ ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
 DEFAULT_TILE_OVERLAP = 96
 BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
-STAMP_NAME = 'checkpoint_used.txt'  # which checkpoint made the PNGs in final/
+# Each output PNG records its checkpoint in a text chunk, so a retrained model's outputs are never
+# taken for done and eval.py can name the checkpoint it scores.
+STAMP_KEY = 'sid_checkpoint'
 
 
 def define_flags():
@@ -59,7 +61,8 @@ def define_flags():
                         'folder with model.ckpt* (latest checkpoint is used) or a checkpoint prefix')
     flags.DEFINE_string('result_dir', './result_Sony/', 'PNGs are written to <result_dir>/final/')
     flags.DEFINE_bool('all_pairs', False, 'test every pair of the list, not only burst frame _00')
-    flags.DEFINE_bool('overwrite', False, 'recompute pairs whose three PNGs already exist')
+    flags.DEFINE_bool('overwrite', False, 'recompute pairs whose PNGs already exist (outputs of '
+                      'another checkpoint are always recomputed)')
     flags.DEFINE_integer('tile', 0, 'tile size in packed pixels (x2 in output pixels), a multiple '
                          'of %d; 0 runs the whole image at once' % ALIGN)
     flags.DEFINE_integer('tile_overlap', DEFAULT_TILE_OVERLAP, 'context added around each tile, '
@@ -145,17 +148,18 @@ def checkpoint_stamp(prefix):
     return 'sha256:%s %s' % (digest[:16], os.path.abspath(prefix))
 
 
-def guard_stale_results(final_dir, stamp, overwrite):
-    """Refuse to skip pairs whose PNGs came from a different checkpoint (a retrained model)."""
-    path = os.path.join(final_dir, STAMP_NAME)
-    if os.path.isfile(path) and not overwrite:
-        with open(path) as f:
-            previous = f.read().strip()
-        if previous.split()[:1] != stamp.split()[:1]:
-            raise sid_io.SidError('%s: results there come from another checkpoint (%s); pass '
-                                  '--overwrite or another --result_dir' % (final_dir, previous))
-    with sid_io.atomic_write(path, 'w') as f:
-        f.write(stamp + '\n')
+def output_stamp(path):
+    """The checkpoint stamp saved in an output PNG (None if absent or unreadable)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.info.get(STAMP_KEY)
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def same_checkpoint(a, b):
+    return a is not None and b is not None and a.split()[:1] == b.split()[:1]
 
 
 # ---------------------------------------------------------------- inference
@@ -229,10 +233,31 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
     return result
 
 
-def save_png(image, path):
-    from PIL import Image
+def save_ground_truth_and_scale(pair, paths):
+    """The _gt.png (as sid_io.read_ground_truth: postprocess / 65535) and the _scale.png baseline."""
+    gt16 = sid_io.postprocess(pair.long)
+    gt_mean, gt_shape = mean_level(gt16), gt16.shape
+    save_png(postprocessed_to_uint8(gt16), paths['gt'])
+    del gt16
+    # The paper's "scaling" baseline: the short exposure's own image times mean(gt) / its mean.
+    short16 = sid_io.postprocess(pair.short)
+    if short16.shape != gt_shape:
+        raise sid_io.SidError('%s: postprocessed size %dx%d differs from its ground truth %s (%dx%d)'
+                              % (pair.short, short16.shape[1], short16.shape[0], pair.long,
+                                 gt_shape[1], gt_shape[0]))
+    short_mean = mean_level(short16)
+    save_png(postprocessed_to_uint8(short16, gt_mean / short_mean if short_mean > 0 else 1.0),
+             paths['scale'])
+
+
+def save_png(image, path, stamp=None):
+    from PIL import Image, PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    if stamp:
+        info.add_text(STAMP_KEY, stamp)
     with sid_io.atomic_path(path) as tmp:
-        Image.fromarray(image, 'RGB').save(tmp, format='PNG', compress_level=PNG_COMPRESS_LEVEL)
+        Image.fromarray(image, 'RGB').save(tmp, format='PNG', compress_level=PNG_COMPRESS_LEVEL,
+                                           pnginfo=info)
 
 
 def peak_rss_mb():
@@ -266,12 +291,12 @@ def main(argv):
     variables = network.model_variables()
     prefix = find_checkpoint(f.checkpoint_dir)
     check_checkpoint(prefix, variables)
-    guard_stale_results(final_dir, checkpoint_stamp(prefix), f.overwrite)
+    stamp = checkpoint_stamp(prefix)
     print('restoring %s (%d variables); %d pairs (%s), results in %s, %s'
           % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
-    skipped = 0
+    skipped = stale = 0
     network_seconds = []
     with tf.Session(config=npu_config.session_config(rt)) as sess:
         tf.train.Saver(var_list=variables).restore(sess, prefix)
@@ -280,32 +305,25 @@ def main(argv):
             key = (scene, burst, int(round(ratio)))
             paths = dict((k, os.path.join(final_dir, result_name(key, k))) for k in KINDS)
             bar.set_postfix_str(os.path.basename(paths['out']))
-            if not f.overwrite and all(os.path.isfile(p) for p in paths.values()):
+            have = dict((k, not f.overwrite and os.path.isfile(p)) for k, p in paths.items())
+            if have['out'] and not same_checkpoint(output_stamp(paths['out']), stamp):
+                have['out'] = False  # made by another checkpoint (or unreadable): not done
+                stale += 1
+            if all(have.values()):
                 skipped += 1
                 continue
-            packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
-            # Ground truth as sid_io.read_ground_truth (postprocess / 65535), converted in blocks.
-            gt16 = sid_io.postprocess(pair.long)
-            if gt16.shape[:2] != (2 * packed.shape[0], 2 * packed.shape[1]):
-                raise sid_io.SidError('%s: ground truth is %dx%d but the short exposure %s gives '
-                                      '%dx%d; are they the same camera?' % (
-                                          pair.long, gt16.shape[1], gt16.shape[0], pair.short,
-                                          2 * packed.shape[1], 2 * packed.shape[0]))
-            gt_mean = mean_level(gt16)
-            save_png(postprocessed_to_uint8(gt16), paths['gt'])
-            del gt16
-            # The paper's "scaling" baseline: the short exposure's own image times mean(gt)/mean.
-            short16 = sid_io.postprocess(pair.short)
-            short_mean = mean_level(short16)
-            save_png(postprocessed_to_uint8(short16, gt_mean / short_mean if short_mean > 0 else 1.0),
-                     paths['scale'])
-            del short16
+            if not (have['gt'] and have['scale']):  # first: nothing else is held in memory
+                save_ground_truth_and_scale(pair, paths)
+            packed = sid_io.pack_raw(pair.short)
+            sid_io.amplify(packed, ratio, out=packed)
             start = time.time()
             out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
             network_seconds.append(time.time() - start)
             del packed
-            save_png(out, paths['out'])  # last: a pair counts as done once its output exists
+            save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
     rss = peak_rss_mb()
+    if stale:
+        print('recomputed %d outputs made with another checkpoint' % stale)
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
     print('tested %d pairs, skipped %d already done; network %.2f s per pair (median); peak RSS %s'
           % (len(network_seconds), skipped,

@@ -106,6 +106,7 @@ def test_eval_end_to_end(tmp_path):
     assert report['per_ratio']['x250']['images'] == 2
     assert report['per_ratio']['all']['images'] == 6
     assert 'first burst frame _00' in report['protocol']
+    assert report['checkpoint'] == 'checkpoint not recorded in the PNGs'
     with open(str(final / 'eval_skimage.csv')) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6

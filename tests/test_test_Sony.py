@@ -1,5 +1,5 @@
 """test_Sony.py: tiling equals whole-image inference, checkpoints load or fail loudly, outputs are
-the official names and contents, finished pairs are skipped, stale results are refused."""
+the official names and contents, finished pairs are skipped, stale results are recomputed."""
 import os
 import re
 
@@ -160,8 +160,18 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
             gt_float = sid_io.read_ground_truth(pair.long).astype(np.float64)
             reference = np.clip(short * gt_float.mean() / short.mean() * 255, 0, 255)
             assert np.abs(scale - np.floor(reference + 0.5)).max() <= 1
-    assert set(os.listdir(str(final))) == expected_names | {test_Sony.STAMP_NAME}
+    assert set(os.listdir(str(final))) == expected_names  # and no temporary files
+    stamp = test_Sony.output_stamp(str(final / sorted(expected_names)[1]))
+    assert sorted(expected_names)[1].endswith('_out.png') and stamp.startswith('sha256:')
+    assert stamp.endswith(str(checkpoint / 'model.ckpt'))
     mtimes = dict((n, os.path.getmtime(str(final / n))) for n in expected_names)
+
+    # eval.py scores them with default protocol and names the checkpoint.
+    proc = run_script('eval.py', '--result_dir=%s' % result)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r'^average psnr: [\d.]+$', proc.stdout, re.M)
+    assert 'checkpoint %s' % stamp in proc.stdout
+    assert os.path.isfile(str(final / 'eval_skimage.csv'))
 
     # All pairs, tiled: the _00 pairs are skipped (untouched), the _01 pairs computed.
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint, '--all_pairs',
@@ -172,13 +182,19 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     assert len([n for n in os.listdir(str(final)) if re.match(r'\d{5}_01_\d+_out\.png$', n)]) == 2
     assert all(os.path.getmtime(str(final / n)) == t for n, t in mtimes.items())
 
-    # Another checkpoint on the same results: refused rather than mixed.
+    # Another checkpoint on the same results: its outputs are recomputed, never mixed.
     other = tmp_path / 'other'
     bench_inference.make_checkpoint(str(other / 'model.ckpt'), seed=2)
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % other,
-                                                '--result_dir=%s' % result]))
-    assert proc.returncode == 1
-    assert re.match(r'error: .*final: results there come from another checkpoint', proc.stderr.strip())
+                                                '--result_dir=%s' % result, '--tile=32']))
+    assert proc.returncode == 0, proc.stderr
+    assert 'recomputed 2 outputs made with another checkpoint' in proc.stdout
+    assert 'tested 2 pairs, skipped 0' in proc.stdout
+    for name, before in mtimes.items():
+        changed = os.path.getmtime(str(final / name)) != before
+        assert changed == name.endswith('_out.png')  # gt and scale do not depend on the weights
+    assert test_Sony.output_stamp(str(final / sorted(expected_names)[1])).endswith(
+        str(other / 'model.ckpt'))
 
     # No checkpoint: one-line error, exit 1, nothing written.
     empty = tmp_path / 'empty'
