@@ -120,23 +120,36 @@ def epoch_rng(seed, epoch, rank):
     return np.random.RandomState([seed, epoch, rank])
 
 
-def cut_patch(packed, rgb, ratio, y, x, ps):
-    """Crop, then amplify/convert only the crop: (float32 input [ps,ps,4], target [2ps,2ps,3]).
+def pixels(image):
+    """An [H, W, C] C-contiguous array as [H, W] opaque pixels (C channels per item), so that
+    flips and transposes move whole pixels: numpy's strided copies are several times faster."""
+    return image.view('V%d' % (image.shape[2] * image.itemsize))[..., 0]
 
-    Flips come later, in the graph (flip_patch): flipping the memory map itself means a strided
-    copy that costs more than everything else here.
+
+def augment(px, crop):
+    """The official augmentation, in its order: flip rows, flip columns, swap the two axes."""
+    if crop.flip_v:
+        px = px[::-1]
+    if crop.flip_h:
+        px = px[:, ::-1]
+    if crop.transpose:
+        px = px.T
+    return px
+
+
+def cut_patch(packed, rgb, ratio, crop, ps):
+    """One training pair: (float32 input [ps,ps,4], target [2ps,2ps,3]) at `crop`.
+
+    The crop is cut and flipped in one copy of uint16 pixels straight from the memory map, then
+    only the crop is amplified, clipped and converted to float.
     """
-    raw = packed[y:y + ps, x:x + ps]
-    gt = rgb[UPSCALE * y:UPSCALE * (y + ps), UPSCALE * x:UPSCALE * (x + ps)]
-    inp = sid_io.normalize(raw)
-    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(gt)
+    def cut(image, scale):
+        y, x, size = scale * crop.y, scale * crop.x, scale * ps
+        flipped = np.ascontiguousarray(augment(pixels(image)[y:y + size, x:x + size], crop))
+        return flipped.view(image.dtype).reshape(flipped.shape + image.shape[2:])
 
-
-def flip_patch(image, flip_v, flip_h, transpose):
-    """The official augmentation, in that order: flip rows, flip columns, swap the two axes."""
-    image = tf.cond(flip_v > 0, lambda: tf.reverse(image, [0]), lambda: image)
-    image = tf.cond(flip_h > 0, lambda: tf.reverse(image, [1]), lambda: image)
-    return tf.cond(transpose > 0, lambda: tf.transpose(image, [1, 0, 2]), lambda: image)
+    inp = sid_io.normalize(cut(packed, 1))
+    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(cut(rgb, UPSCALE))
 
 
 class CachedPairs(object):
@@ -167,15 +180,14 @@ class CachedPairs(object):
             shapes[i] = (h, w)
         return shapes
 
-    def patch(self, pair, y, x, ps):
-        """The unflipped float crops at packed position (y, x) of a pair."""
-        packed = sid_io.open_cached(self.inputs[pair])
-        rgb = sid_io.open_cached(self.targets[pair])
-        return cut_patch(packed, rgb, self.ratios[pair], y, x, ps)
+    def patch(self, crop, ps):
+        packed = sid_io.open_cached(self.inputs[crop.pair])
+        rgb = sid_io.open_cached(self.targets[crop.pair])
+        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps)
 
 
 def input_pipeline(data, crops, ps, batch_size):
-    """tf.data: crop plans (from the callable `crops`) -> parallel crops -> flips -> batches.
+    """tf.data: crop plans (from the callable `crops`) -> parallel numpy crops -> batches.
 
     Yields (input [N,ps,ps,4], target [N,2ps,2ps,3], scene id [N], ratio [N], ready time [N]);
     the ready time (when the crop was finished) tells how long a step waited for its data.
@@ -184,20 +196,20 @@ def input_pipeline(data, crops, ps, batch_size):
         for crop in crops():
             yield tuple(crop)
 
-    def load(pair, y, x):
-        raw, gt = data.patch(int(pair), int(y), int(x), ps)
-        return (raw, gt, np.int32(data.scene_ids[pair]), np.float32(data.ratios[pair]),
+    def load(*plan):
+        crop = Crop(*(int(v) for v in plan))
+        raw, gt = data.patch(crop, ps)
+        return (raw, gt, np.int32(data.scene_ids[crop.pair]), np.float32(data.ratios[crop.pair]),
                 np.float64(time.time()))
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: skip seconds of autograph
-    def load_op(pair, y, x, flip_v, flip_h, transpose):
+    def load_op(*plan):
         raw, gt, scene, ratio, ready = tf.numpy_function(
-            load, [pair, y, x], [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
+            load, list(plan), [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
         raw.set_shape([ps, ps, 4])
         gt.set_shape([UPSCALE * ps, UPSCALE * ps, 3])
         for t in (scene, ratio, ready):
             t.set_shape([])
-        raw, gt = (flip_patch(a, flip_v, flip_h, transpose) for a in (raw, gt))
         return raw, gt, scene, ratio, ready
 
     ds = tf.data.Dataset.from_generator(plans, (tf.int32,) * len(Crop._fields),
@@ -227,8 +239,8 @@ def resume_point(checkpoint_dir):
     try:
         return path, int(tf.train.load_variable(path, EPOCH_VAR))
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s)'
-                              % (path, tf_error_line(e)))
+        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s); start from model-only '
+                              'weights with --finetune_from' % (path, tf_error_line(e)))
 
 
 def restore(saver, sess, path, what):

@@ -230,6 +230,10 @@ def test_finetune_loads_weights_only_from_a_checkpoint_without_adam_slots(data, 
     for name in ('g_conv1_1/weights', 'Variable_2'):
         moved = tf.train.load_variable(path, name) - tf.train.load_variable(source, name)
         assert 0 < np.abs(moved).max() <= 2 * STEPS * 1e-4  # Adam steps of at most ~lr each
+    # Weights-only checkpoints cannot be resumed from: a clear error, not a silent fresh start.
+    proc = train(data, tmp_path / 'other', '--epochs=1',
+                 '--checkpoint_dir=%s' % os.path.dirname(source))
+    assert_one_line_error(proc, source, '--finetune_from')
 
 
 def test_help_lists_the_flags_with_their_defaults():
