@@ -40,11 +40,11 @@ FIRST_BURST = 0  # the official script tests `%05d_00*` only
 # Four 2x2 max-pools: tiles must start on a multiple of 16 packed pixels so every pooling window
 # in a tile is also a pooling window of the whole image.
 ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
-# On a 16-aligned grid the U-Net's receptive field reaches 94 packed pixels from any output pixel
-# (93 on the other side; measured with an impulse through all-positive weights), so with 96 of
-# context every kept output pixel sees exactly the input it sees untiled: tiled == untiled for any
-# weights, up to float summation order (bitwise equal on the CPU here). Less overlap is not safe:
-# with 64, outputs differ by up to 10-19 levels near tile edges.
+# On a 16-aligned grid an output pixel depends on input up to 94 packed pixels beyond its tile's
+# core (scripts/bench_inference.py --receptive_field: an impulse through all-positive weights), so
+# with 96 of context every kept output pixel sees exactly the input it sees untiled: tiled ==
+# untiled for any weights, up to float summation order (bitwise equal on the CPU here). Less is
+# not safe: with 64, outputs differ by up to 10-19 levels near tile edges.
 DEFAULT_TILE_OVERLAP = 96
 BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster

@@ -60,6 +60,41 @@ def make_checkpoint(prefix, seed=0, realistic_scale=True):
             return tf.train.Saver(var_list=variables).save(sess, prefix, write_meta_graph=False)
 
 
+def receptive_field_context(size=320):
+    """Packed pixels of context a 16-aligned tile needs on each side so that no output pixel of its
+    core depends on input outside the context (the minimum exact --tile_overlap).
+
+    An impulse pushed through all-positive weights reaches exactly the outputs that depend on it
+    (no cancellation; max-pools pass it on). An impulse at input p reaches outputs down to p - lo
+    and up to p + hi, both depending on p mod 16. A core edge at a multiple of 16 with context o
+    beyond it is safe iff no impulse at distance > o past it reaches back over the edge.
+    """
+    import tensorflow.compat.v1 as tf
+    import network
+    align = 2 ** (len(network.ENCODER_CHANNELS) - 1)
+    with tf.Graph().as_default():
+        packed = tf.placeholder(tf.float32, [1, size, 32, 4])
+        output = network.unet(packed)
+        with tf.Session() as sess:
+            for v in network.model_variables():
+                fill = 0.0 if v.op.name.endswith('biases') else 0.01
+                v.load(np.full(v.shape.as_list(), fill, np.float32), sess)
+            lo, hi = {}, {}
+            for offset in range(align):
+                p = size // 2 + offset  # size // 2 is a multiple of 16
+                x = np.zeros((1, size, 32, 4), np.float32)
+                x[0, p, :, :] = 1.0
+                rows = np.nonzero(sess.run(output, {packed: x})[0].max(axis=(1, 2)) > 0)[0] // 2
+                lo[offset], hi[offset] = p - rows.min(), rows.max() - p
+    # Core edge e (multiple of 16), input at e + d outside the context (d >= overlap): it reaches
+    # the core iff d < lo(d mod 16). Below a core start s, input at s - 1 - d: iff d < hi(...).
+    far = size // 2
+    above = [d for d in range(far) if d < lo[d % align]]
+    below = [d for d in range(far) if d < hi[(align - 1 - d) % align]]
+    need = 1 + max(above + below)
+    return need
+
+
 def run(args, **kwargs):
     """Run a project script; returns (stdout, wall seconds). Exits on failure with its stderr."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
@@ -87,6 +122,7 @@ def define_flags():
     flags.DEFINE_integer('pairs', 3, 'full-size test pairs (ratios 300, 100, 250, ...)')
     flags.DEFINE_integer('repeats', 2, 'runs of each setting (alternated; the best is kept)')
     flags.DEFINE_integer('eval_images', 8, 'full-size result pairs in the eval benchmark folder')
+    flags.DEFINE_bool('receptive_field', False, 'only print the context a tile needs, then exit')
 
 
 @sid_io.fail_cleanly
@@ -95,6 +131,11 @@ def main(argv):
     from absl import flags
     import make_dataset
     f = flags.FLAGS
+    if f.receptive_field:
+        need = receptive_field_context()
+        print('a 16-aligned tile needs %d packed pixels of context on each side (--tile_overlap '
+              '>= %d)' % (need, need))
+        return
     work = os.path.abspath(f.work_dir)
     if work == ROOT or work.startswith(ROOT + os.sep):
         raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)

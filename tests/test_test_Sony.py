@@ -206,3 +206,9 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
         'error: %s: no checkpoint found (expected model.ckpt.index); train with train_Sony.py or '
         'download the authors\' model - refusing to test random weights' % empty]
     assert not (tmp_path / 'none').exists()
+
+
+def test_default_overlap_covers_the_receptive_field_tightly():
+    """The exactness argument of DEFAULT_TILE_OVERLAP, recomputed: 94 packed pixels -> 96."""
+    need = bench_inference.receptive_field_context()
+    assert need <= test_Sony.DEFAULT_TILE_OVERLAP < need + test_Sony.ALIGN
