@@ -297,7 +297,7 @@ def main(argv):
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
     skipped = stale = 0
-    network_seconds = []
+    network_seconds, network_cpu = [], []  # wall and CPU (all threads) time per pair
     with tf.Session(config=npu_config.session_config(rt)) as sess:
         tf.train.Saver(var_list=variables).restore(sess, prefix)
         bar = tqdm(pairs, unit='pair')
@@ -316,19 +316,21 @@ def main(argv):
                 save_ground_truth_and_scale(pair, paths)
             packed = sid_io.pack_raw(pair.short)
             sid_io.amplify(packed, ratio, out=packed)
-            start = time.time()
+            start, start_cpu = time.time(), time.process_time()
             out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
             network_seconds.append(time.time() - start)
+            network_cpu.append(time.process_time() - start_cpu)
             del packed
             save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
     rss = peak_rss_mb()
     if stale:
         print('recomputed %d outputs made with another checkpoint' % stale)
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
-    print('tested %d pairs, skipped %d already done; network %.2f s per pair (median); peak RSS %s'
-          % (len(network_seconds), skipped,
-             float(np.median(network_seconds)) if network_seconds else 0.0,
-             '%.0f MB' % rss if rss is not None else 'n/a'))
+    print('tested %d pairs, skipped %d already done; network %.2f s per pair (median; %.1f CPU s); '
+          'peak RSS %s' % (len(network_seconds), skipped,
+                           float(np.median(network_seconds)) if network_seconds else 0.0,
+                           float(np.median(network_cpu)) if network_cpu else 0.0,
+                           '%.0f MB' % rss if rss is not None else 'n/a'))
 
 
 if __name__ == '__main__':

@@ -28,7 +28,8 @@ import sid_io  # noqa: E402
 FULL_HEIGHT, FULL_WIDTH = 2848, 4256
 OUTPUT_BIAS = 0.5  # centre the random network's output in [0, 1] so clipping hides little
 LEAK_GAIN = 2.0 / (1.0 + 0.2 ** 2)  # He et al.'s gain for a leaky ReLU with slope 0.2
-SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair \(median\); peak RSS (\d+) MB')
+SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair \(median; ([\d.]+) CPU s\); '
+                        r'peak RSS (\d+) MB')
 EVAL_RE = re.compile(r'evaluated (\d+) images in ([\d.]+) s')
 
 
@@ -165,27 +166,29 @@ def main(argv):
                              '--test_list=' + test_list, '--checkpoint_dir=' + checkpoint,
                              '--result_dir=' + result_dir, '--overwrite', '--device=cpu'] + extra)
             m = SUMMARY_RE.search(out)
-            seconds, rss = float(m.group(1)), int(m.group(2))
-            print('%-10s run %d: network %.2f s, peak RSS %d MB, process %.1f s'
-                  % (name, repeat + 1, seconds, rss, wall))
-            old = best.get(name, (1e9, 1e9, 1e9, result_dir))
-            best[name] = (min(old[0], seconds), min(old[1], rss), min(old[2], wall), result_dir)
-    final = os.path.join(best['untiled'][3], 'final')
+            seconds, cpu, rss = float(m.group(1)), float(m.group(2)), int(m.group(3))
+            print('%-10s run %d: network %.2f s (%.1f CPU s), peak RSS %d MB, process %.1f s'
+                  % (name, repeat + 1, seconds, cpu, rss, wall))
+            old = best.get(name, (1e9, 1e9, 1e9, 1e9, result_dir))
+            best[name] = (min(old[0], seconds), min(old[1], cpu), min(old[2], rss),
+                          min(old[3], wall), result_dir)
+    final = os.path.join(best['untiled'][4], 'final')
     out_names = sorted(n for n in os.listdir(final) if n.endswith('_out.png'))
     print('\n%d pairs of %dx%d, network time = median per pair, best of %d runs\n'
           % (len(out_names), FULL_HEIGHT, FULL_WIDTH, f.repeats))
-    print('| setting | network s/pair | x untiled | peak RSS MB | process s | max 8-bit diff '
-          '| pixels differing |')
-    print('|---|---|---|---|---|---|---|')
+    print('| setting | network s/pair | x untiled | network CPU s/pair | x untiled | peak RSS MB '
+          '| process s | max 8-bit diff | pixels differing |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for name, _ in settings:
-        seconds, rss, wall, result_dir = best[name]
+        seconds, cpu, rss, wall, result_dir = best[name]
         worst = differing = 0
         for out_name in out_names:
             diff = np.abs(read_png(os.path.join(result_dir, 'final', out_name)).astype(np.int16)
                           - read_png(os.path.join(final, out_name)))
             worst, differing = max(worst, int(diff.max())), differing + int((diff > 0).any(-1).sum())
-        print('| %s | %.2f | %.2f | %d | %.1f | %d | %d |'
-              % (name, seconds, seconds / best['untiled'][0], rss, wall, worst, differing))
+        print('| %s | %.2f | %.2f | %.1f | %.2f | %d | %.1f | %d | %d |'
+              % (name, seconds, seconds / best['untiled'][0], cpu, cpu / best['untiled'][1], rss,
+                 wall, worst, differing))
 
     # 2. Evaluation: one folder of full-size results, one process vs all cores.
     eval_dir = os.path.join(work, 'eval_final')
