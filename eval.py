@@ -54,6 +54,8 @@ def define_flags():
     flags.DEFINE_bool('exclude', False, 'leave out the misaligned scenes (--exclude_scenes)')
     flags.DEFINE_list('exclude_scenes', list(MISALIGNED_SCENES),
                       'scene ids left out with --exclude (default: the authors\' misaligned scenes)')
+    flags.DEFINE_bool('first_burst', False, 'score only the _00 pairs (the official test set) '
+                      'when the folder also holds test_Sony.py --all_pairs results')
     flags.DEFINE_integer('jobs', 0, 'worker processes; 0 = one per CPU core, 1 = no pool')
 
 
@@ -115,12 +117,12 @@ def find_final_dir(result_dir):
                           % result_dir)
 
 
-def list_results(final_dir, exclude_scenes=()):
+def list_results(final_dir, exclude_scenes=(), first_burst=False):
     """[(scene, burst, ratio, out_path, gt_path)] sorted by name; every output needs its _gt.png."""
     items = []
     for name in sorted(os.listdir(final_dir)):
         m = OUT_RE.match(name)
-        if not m or m.group(1) in exclude_scenes:
+        if not m or m.group(1) in exclude_scenes or (first_burst and int(m.group(2)) != 0):
             continue
         out_path = os.path.join(final_dir, name)
         gt_path = out_path[:-len('_out.png')] + '_gt.png'
@@ -213,7 +215,7 @@ def main(argv):
     f = flags.FLAGS
     final_dir = find_final_dir(f.result_dir)
     excluded = tuple(s.strip() for s in f.exclude_scenes) if f.exclude else ()
-    items = list_results(final_dir, excluded)
+    items = list_results(final_dir, excluded, f.first_burst)
     if not items:
         raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
     protocol = describe_protocol(items, f.ssim, excluded)

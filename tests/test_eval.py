@@ -127,6 +127,15 @@ def test_eval_end_to_end(tmp_path):
     assert report['average_psnr'] == pytest.approx(np.mean(kept))
     assert (final / 'eval_skimage.json').exists()
 
+    # Results of test_Sony.py --all_pairs in the same folder: --first_burst keeps the _00 set.
+    for name in os.listdir(str(final)):
+        if name.startswith('10001_00_'):
+            (final / name.replace('_00_', '_01_')).write_bytes((final / name).read_bytes())
+    items = sid_eval.list_results(str(final))
+    assert len(items) == 7 and 'all pairs (2 burst indices)' in sid_eval.describe_protocol(
+        items, 'skimage', ())
+    assert len(sid_eval.list_results(str(final), first_burst=True)) == 6
+
 
 def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
     rng = np.random.RandomState(RNG_SEED)
