@@ -10,7 +10,9 @@ them (scene, burst, integer ratio):
                           truth's mean (the paper's "scaling" baseline)
 
 By default only the first burst frame (`_00`) of each scene is tested, as the official script does
-(93 pairs on the real Sony set); --all_pairs tests every line of the list (598 pairs).
+(93 pairs on the real Sony set); --all_pairs tests every line of the list (598 pairs). Pairs whose
+PNGs exist are skipped, unless their output was made by another checkpoint (each _out.png records
+its checkpoint) or --overwrite is given.
 
 Full-resolution inference (1424 x 2128 packed) peaks near 3 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
@@ -292,28 +294,35 @@ def main(argv):
     prefix = find_checkpoint(f.checkpoint_dir)
     check_checkpoint(prefix, variables)
     stamp = checkpoint_stamp(prefix)
-    print('restoring %s (%d variables); %d pairs (%s), results in %s, %s'
+    print('checkpoint %s (%d variables); %d pairs (%s), results in %s, %s'
           % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
-    skipped = stale = 0
+    # What is left to do: outputs missing or made by another checkpoint, gt/scale missing.
+    todo, stale = [], 0
+    for pair, scene, burst, ratio in pairs:
+        key = (scene, burst, int(round(ratio)))
+        paths = dict((k, os.path.join(final_dir, result_name(key, k))) for k in KINDS)
+        have = dict((k, not f.overwrite and os.path.isfile(p)) for k, p in paths.items())
+        if have['out'] and not same_checkpoint(output_stamp(paths['out']), stamp):
+            have['out'] = False  # made by another checkpoint (or unreadable): not done
+            stale += 1
+        if not all(have.values()):
+            todo.append((pair, ratio, paths, have))
+    if stale:
+        print('%d outputs were made with another checkpoint: recomputing them' % stale)
+
+    # Pass 1, raw decoding: ground truths and baselines. Done before the network has grown TF's
+    # memory pool (which the CPU allocator keeps), so decoding does not stack on top of it.
+    for pair, ratio, paths, have in tqdm([t for t in todo if not (t[3]['gt'] and t[3]['scale'])],
+                                         desc='gt + scale', unit='pair'):
+        save_ground_truth_and_scale(pair, paths)
+    # Pass 2, the network.
     network_seconds, network_cpu = [], []  # wall and CPU (all threads) time per pair
     with tf.Session(config=npu_config.session_config(rt)) as sess:
         tf.train.Saver(var_list=variables).restore(sess, prefix)
-        bar = tqdm(pairs, unit='pair')
-        for pair, scene, burst, ratio in bar:
-            key = (scene, burst, int(round(ratio)))
-            paths = dict((k, os.path.join(final_dir, result_name(key, k))) for k in KINDS)
-            bar.set_postfix_str(os.path.basename(paths['out']))
-            have = dict((k, not f.overwrite and os.path.isfile(p)) for k, p in paths.items())
-            if have['out'] and not same_checkpoint(output_stamp(paths['out']), stamp):
-                have['out'] = False  # made by another checkpoint (or unreadable): not done
-                stale += 1
-            if all(have.values()):
-                skipped += 1
-                continue
-            if not (have['gt'] and have['scale']):  # first: nothing else is held in memory
-                save_ground_truth_and_scale(pair, paths)
+        for pair, ratio, paths, have in tqdm([t for t in todo if not t[3]['out']],
+                                             desc='network', unit='pair'):
             packed = sid_io.pack_raw(pair.short)
             sid_io.amplify(packed, ratio, out=packed)
             start, start_cpu = time.time(), time.process_time()
@@ -323,11 +332,9 @@ def main(argv):
             del packed
             save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
     rss = peak_rss_mb()
-    if stale:
-        print('recomputed %d outputs made with another checkpoint' % stale)
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
     print('tested %d pairs, skipped %d already done; network %.2f s per pair (median; %.1f CPU s); '
-          'peak RSS %s' % (len(network_seconds), skipped,
+          'peak RSS %s' % (len(network_seconds), len(pairs) - len(todo),
                            float(np.median(network_seconds)) if network_seconds else 0.0,
                            float(np.median(network_cpu)) if network_cpu else 0.0,
                            '%.0f MB' % rss if rss is not None else 'n/a'))

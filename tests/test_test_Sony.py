@@ -188,7 +188,7 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % other,
                                                 '--result_dir=%s' % result, '--tile=32']))
     assert proc.returncode == 0, proc.stderr
-    assert 'recomputed 2 outputs made with another checkpoint' in proc.stdout
+    assert '2 outputs were made with another checkpoint: recomputing them' in proc.stdout
     assert 'tested 2 pairs, skipped 0' in proc.stdout
     for name, before in mtimes.items():
         changed = os.path.getmtime(str(final / name)) != before
