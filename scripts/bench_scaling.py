@@ -7,7 +7,7 @@ mostly shows compute contention; the allreduce timing isolates the communication
 multi-device run adds per step, which is what an estimate for 8 devices needs. Runs of different
 worker counts are interleaved (1, 2, 1, 2, ...) so that background load hits them alike.
 
-    python3 scripts/bench_scaling.py                      # ~3 minutes on 2 cores
+    python3 scripts/bench_scaling.py                      # ~5 minutes on 2 cores
     python3 scripts/bench_scaling.py --workers=1,2,4 --ps=512 --json=scaling.json
 """
 import json
@@ -68,7 +68,7 @@ if hvd.rank() == 0:
 def define_flags():
     from absl import flags
     flags.DEFINE_list('workers', ['1', '2'], 'Horovod worker counts to compare')
-    flags.DEFINE_integer('repeats', 2, 'interleaved runs per worker count')
+    flags.DEFINE_integer('repeats', 3, 'interleaved runs per worker count (the median is reported)')
     flags.DEFINE_integer('epochs', 3, 'epochs per training run')
     flags.DEFINE_integer('train_scenes', 8, 'generated training scenes (steps per epoch / workers)')
     flags.DEFINE_integer('height', 576, 'generated raw height (packed: half)')
@@ -136,24 +136,27 @@ def main(argv):
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    base = min(step_times[workers[0]])
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    base = median(step_times[workers[0]])
     results = {'ps': f.ps, 'cores': os.cpu_count(), 'workers': {}}
-    print('\npatch %d, %d CPU cores, best of %d interleaved runs' % (f.ps, os.cpu_count(),
-                                                                     f.repeats))
+    print('\npatch %d, %d CPU cores, median of %d interleaved runs' % (f.ps, os.cpu_count(),
+                                                                       f.repeats))
     print('| workers | s/step | steps/s per worker | images/s total | vs 1 worker |')
     print('|---|---|---|---|---|')
     for w in workers:
-        best = min(step_times[w])
-        speedup = (w / best) / (workers[0] / base)
-        results['workers'][w] = dict(step_s=best, all_step_s=step_times[w],
-                                     images_per_s=w / best, speedup=speedup)
-        print('| %d | %.4f | %.2f | %.2f | %.2fx |' % (w, best, 1 / best, w / best, speedup))
-    size, median = int(fields['bytes']), float(fields['median_s'])
+        step = median(step_times[w])
+        speedup = (w / step) / (workers[0] / base)
+        results['workers'][w] = dict(step_s=step, all_step_s=step_times[w],
+                                     images_per_s=w / step, speedup=speedup)
+        print('| %d | %.4f | %.2f | %.2f | %.2fx |' % (w, step, 1 / step, w / step, speedup))
+    size, seconds = int(fields['bytes']), float(fields['median_s'])
     # Ring allreduce moves 2 (n-1)/n of the buffer through every link: 1x the buffer for n=2.
-    results['allreduce'] = dict(bytes=size, median_s=median, bus_gb_per_s=size / median / 1e9)
+    results['allreduce'] = dict(bytes=size, median_s=seconds, bus_gb_per_s=size / seconds / 1e9)
     print('\ngradient allreduce, 2 Gloo workers: %.1f MB in %.1f ms (median of %d), bus '
-          'bandwidth %.2f GB/s' % (size / 1e6, median * 1e3, f.allreduce_iterations,
-                                   size / median / 1e9))
+          'bandwidth %.2f GB/s' % (size / 1e6, seconds * 1e3, f.allreduce_iterations,
+                                   size / seconds / 1e9))
     if f.json:
         with open(f.json, 'w') as fh:
             json.dump(results, fh, indent=1)
