@@ -41,6 +41,7 @@ def make_checkpoint(prefix, seed=0, realistic_scale=True):
     import tensorflow.compat.v1 as tf
     import network
     rng = np.random.RandomState(seed)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     with tf.Graph().as_default():
         network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
         variables = network.model_variables()
