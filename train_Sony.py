@@ -440,12 +440,15 @@ def define_flags():
     flags.DEFINE_string('result_dir', './result_Sony/', 'sample JPGs (<epoch>/) and TensorBoard')
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
     flags.DEFINE_integer('cache_workers', 0, 'processes decoding raws into the cache; 0: '
-                         'all cores (divided among ranks)')
-    flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: 1001)')
-    flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x)')
-    flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)')
-    flags.DEFINE_integer('save_freq', SAVE_FREQ, 'write sample JPGs every this many epochs')
-    flags.DEFINE_float('learning_rate', LEARNING_RATE, 'Adam learning rate')
+                         'all cores (divided among ranks)', lower_bound=0)
+    flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: 1001)',
+                         lower_bound=1)
+    flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x)',
+                         lower_bound=1)
+    flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)', lower_bound=1)
+    flags.DEFINE_integer('save_freq', SAVE_FREQ, 'write sample JPGs every this many epochs',
+                         lower_bound=1)
+    flags.DEFINE_float('learning_rate', LEARNING_RATE, 'Adam learning rate', lower_bound=0.0)
     flags.DEFINE_integer('lr_drop_epoch', LR_DROP_EPOCH, 'learning rate / 10 after this epoch')
     flags.DEFINE_boolean('scale_lr_by_world_size', False, 'multiply the learning rate by the '
                          'number of ranks (the paper trains on one device)')
