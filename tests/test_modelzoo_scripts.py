@@ -205,3 +205,11 @@ def test_install_horovod_is_idempotent():
                          timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'already imports (0.28.1); nothing to do' in out.stdout
+
+
+def test_modelzoo_precision_mode_means_mixed_precision(tiny_dataset, tmp_path):
+    """ModelZoo's --precision_mode=allow_mix_precision asks for mixed precision, which a CPU lacks."""
+    out = run('train_performance_1p.sh', '--precision_mode=allow_mix_precision', '--device=cpu',
+              *common_args(tiny_dataset, tmp_path))
+    assert out.returncode == 1
+    assert 'error: --precision=mixed needs an Ascend NPU or a GPU' in out.stderr
