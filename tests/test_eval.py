@@ -164,3 +164,17 @@ def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
     # Empty folder.
     with pytest.raises(sid_io.SidError, match='no test_Sony.py outputs'):
         sid_eval.find_final_dir(str(tmp_path / 'nowhere'))
+
+
+def test_ssim_on_skimage_before_0_19_uses_multichannel(monkeypatch):
+    """The Ascend image's skimage 0.17/0.18 has no channel_axis: eval.py must pass multichannel."""
+    import skimage
+    import skimage.metrics
+    calls = []
+    monkeypatch.setattr(skimage, '__version__', '0.18.3')
+    monkeypatch.setattr(skimage.metrics, 'structural_similarity',
+                        lambda a, b, **kwargs: calls.append(kwargs) or 0.5)
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert sid_eval.ssim(image, image, 'wang') == 0.5
+    assert calls == [dict(multichannel=True, data_range=255.0, gaussian_weights=True, sigma=1.5,
+                          use_sample_covariance=False)]
