@@ -59,12 +59,12 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
         raise ConfigError('precision must be one of %s, got %r' % (PRECISIONS, precision))
     if npu_precision_mode not in NPU_MIXED_MODES:
         raise ConfigError('npu_precision_mode must be one of %s, got %r'
-                         % (NPU_MIXED_MODES, npu_precision_mode))
+                          % (NPU_MIXED_MODES, npu_precision_mode))
     if device == 'auto':
         device = 'npu' if npu_bridge_present() else ('gpu' if gpu_present() else 'cpu')
     elif device == 'npu' and not npu_bridge_present():
         raise ConfigError('--device=npu needs Huawei\'s npu_bridge (CANN TF adapter), which is not '
-                         'importable here; use --device=gpu/cpu or auto')
+                          'importable here; use --device=gpu/cpu or auto')
     if precision == 'auto':
         precision = 'mixed' if device == 'npu' else 'fp32'
     if precision == 'mixed' and device == 'cpu':
@@ -134,7 +134,7 @@ class Distribution(object):
                 missing.append(' or '.join(DEVICE_ID_ENV))
             if missing:
                 raise ConfigError('--distributed=hccl needs %s in the environment (see '
-                                 'scripts/train_full_8p.sh)' % ', '.join(missing))
+                                  'scripts/train_full_8p.sh)' % ', '.join(missing))
             if not os.path.isfile(os.environ['RANK_TABLE_FILE']):
                 raise ConfigError('RANK_TABLE_FILE=%s: no such file' % os.environ['RANK_TABLE_FILE'])
             from hccl.manage.api import get_local_rank_id, get_rank_id, get_rank_size
@@ -142,8 +142,8 @@ class Distribution(object):
             self.local_rank = get_local_rank_id()
             if (self.rank, self.size) != (int(os.environ['RANK_ID']), int(os.environ['RANK_SIZE'])):
                 raise ConfigError('HCCL reports rank %d of %d but RANK_ID=%s RANK_SIZE=%s'
-                                 % (self.rank, self.size, os.environ['RANK_ID'],
-                                    os.environ['RANK_SIZE']))
+                                  % (self.rank, self.size, os.environ['RANK_ID'],
+                                     os.environ['RANK_SIZE']))
 
     @property
     def is_chief(self):
@@ -175,7 +175,7 @@ def wrap_optimizer(optimizer, rt, dist=None):
     dist = dist or Distribution('none')
     if dist.backend not in ('none', 'hccl' if rt.device == 'npu' else 'horovod'):
         raise ConfigError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '
-                         'on GPU/CPU' % (dist.backend, rt.device))
+                          'on GPU/CPU' % (dist.backend, rt.device))
     if rt.device == 'npu':
         if dist.backend == 'hccl':
             from npu_bridge.estimator.npu.npu_optimizer import NPUDistributedOptimizer
