@@ -69,7 +69,9 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
         precision = 'mixed' if device == 'npu' else 'fp32'
     if precision == 'mixed' and device == 'cpu':
         raise ConfigError('--precision=mixed needs an Ascend NPU or a GPU; the CPU runs float32')
-    mode = (npu_precision_mode if precision == 'mixed' else NPU_FP32_MODE) if device == 'npu' else None
+    mode = None
+    if device == 'npu':
+        mode = npu_precision_mode if precision == 'mixed' else NPU_FP32_MODE
     return Runtime(device, precision, mode)
 
 
@@ -136,7 +138,8 @@ class Distribution(object):
                 raise ConfigError('--distributed=hccl needs %s in the environment (see '
                                   'scripts/train_full_8p.sh)' % ', '.join(missing))
             if not os.path.isfile(os.environ['RANK_TABLE_FILE']):
-                raise ConfigError('RANK_TABLE_FILE=%s: no such file' % os.environ['RANK_TABLE_FILE'])
+                raise ConfigError('RANK_TABLE_FILE=%s: no such file'
+                                  % os.environ['RANK_TABLE_FILE'])
             from hccl.manage.api import get_local_rank_id, get_rank_id, get_rank_size
             self.rank, self.size = get_rank_id(), get_rank_size()
             self.local_rank = get_local_rank_id()

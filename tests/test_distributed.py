@@ -219,7 +219,8 @@ with tf.Session(config=npu_config.session_config(npu_config.Runtime('cpu', 'fp32
     sess.run(tf.global_variables_initializer())
     sess.run(dist.broadcast_op())
     sess.run(train)
-    print(type(opt).__name__, type(opt._optimizer).__name__, [round(float(x), 4) for x in sess.run(w)])
+    values = [round(float(x), 4) for x in sess.run(w)]
+    print(type(opt).__name__, type(opt._optimizer).__name__, values)
 '''
 
 

@@ -208,7 +208,7 @@ def test_install_horovod_is_idempotent():
 
 
 def test_modelzoo_precision_mode_means_mixed_precision(tiny_dataset, tmp_path):
-    """ModelZoo's --precision_mode=allow_mix_precision asks for mixed precision, which a CPU lacks."""
+    """ModelZoo's --precision_mode=allow_mix_precision means mixed precision, which a CPU lacks."""
     out = run('train_performance_1p.sh', '--precision_mode=allow_mix_precision', '--device=cpu',
               *common_args(tiny_dataset, tmp_path))
     assert out.returncode == 1

@@ -103,7 +103,8 @@ def test_resolve_rejects(args, message):
 
 
 def test_config_errors_end_scripts_with_one_line():
-    """fail_cleanly (every script's main) catches SidError; ValueError keeps older callers working."""
+    """Every script's main() is wrapped in fail_cleanly, which catches SidError; being a
+    ValueError too keeps callers that catch ValueError working."""
     assert issubclass(npu_config.ConfigError, sid_io.SidError)
     assert issubclass(npu_config.ConfigError, ValueError)
 

@@ -1,4 +1,5 @@
-"""Fake `npu_bridge.hccl.hccl_ops`: collectives of a world whose ranks all hold this process's values."""
+"""Fake `npu_bridge.hccl.hccl_ops`: collectives of a world whose ranks all hold this process's
+values."""
 import tensorflow.compat.v1 as tf
 
 from hccl.manage.api import get_rank_size

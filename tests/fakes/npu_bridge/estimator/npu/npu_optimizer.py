@@ -24,8 +24,8 @@ class NPUDistributedOptimizer(tf.train.Optimizer):
         if size <= 1:
             return grads
         with tf.name_scope(self._name + '_Allreduce'):
-            return [(None if g is None else hccl_ops.allreduce(g, 'sum') / tf.cast(size, g.dtype), v)
-                    for g, v in grads]
+            return [(None if g is None else hccl_ops.allreduce(g, 'sum') / tf.cast(size, g.dtype),
+                     v) for g, v in grads]
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         return self._optimizer.apply_gradients(grads_and_vars, global_step, name)
