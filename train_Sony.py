@@ -239,8 +239,9 @@ def resume_point(checkpoint_dir):
     try:
         return path, int(tf.train.load_variable(path, EPOCH_VAR))
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s); start from model-only '
-                              'weights with --finetune_from' % (path, tf_error_line(e)))
+        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
+                              'weights, pass them with --finetune_from and train into another '
+                              '--checkpoint_dir' % (path, tf_error_line(e)))
 
 
 def restore(saver, sess, path, what):
