@@ -116,7 +116,8 @@ def epoch_crops(scenes, shapes, ps, samples, rng):
 
 
 def epoch_rng(seed, epoch, rank):
-    """The epoch's sampling depends only on (seed, epoch, rank): a resumed run sees the same data."""
+    """The epoch's sampling depends only on (seed, epoch, rank): a resumed run sees the same
+    data as an uninterrupted one."""
     return np.random.RandomState([seed, epoch, rank])
 
 
@@ -164,7 +165,7 @@ class CachedPairs(object):
         self.scene_ids = [sid_io.parse_name(p.short)[0] for p in pairs]
 
     def check_shapes(self, indices, ps):
-        """Packed [h, w, 4] inputs with [2h, 2w, 3] targets, at least ps on a side; {pair: (h, w)}."""
+        """{pair: (h, w)}: packed [h, w, 4] inputs with [2h, 2w, 3] targets, >= ps on a side."""
         shapes = {}
         for i in indices:
             packed, rgb = sid_io.open_cached(self.inputs[i]), sid_io.open_cached(self.targets[i])
@@ -442,8 +443,8 @@ def define_flags():
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
     flags.DEFINE_integer('cache_workers', 0, 'processes decoding raws into the cache; 0: '
                          'all cores (divided among ranks)', lower_bound=0)
-    flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: 1001)',
-                         lower_bound=1)
+    flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: '
+                         '1001)', lower_bound=1)
     flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x)',
                          lower_bound=1)
     flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)', lower_bound=1)

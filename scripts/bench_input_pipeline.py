@@ -5,7 +5,8 @@ pair with rawpy on first use inside the step loop, keep float32 images in RAM (a
 ground truth), cut crops and flips with numpy, feed them with feed_dict. The project's path is
 train_Sony.py itself: decoded-raw cache, memory-mapped crops, tf.data.
 
-    python3 scripts/make_dataset.py --data_dir=/tmp/train_bench_full/data --list_dir=/tmp/train_bench_full/data \\
+    python3 scripts/make_dataset.py --data_dir=/tmp/train_bench_full/data \\
+        --list_dir=/tmp/train_bench_full/data \\
         --height=2848 --width=4256 --train_scenes=16 --test_scenes=0 --val_scenes=0 --bursts=1
     python3 scripts/bench_input_pipeline.py   # defaults: /tmp/train_bench_full/{data,work}
 
@@ -41,7 +42,7 @@ class NaiveData(object):
 
     def __init__(self, pairs):
         self.pairs = pairs
-        self.inputs = {}   # pair index -> amplified float32 [1, H/2, W/2, 4] (unclipped, as official)
+        self.inputs = {}   # pair -> amplified float32 [1, H/2, W/2, 4] (unclipped, as official)
         self.targets = {}  # long path -> float32 [1, H, W, 3]
 
     def load(self, i):
@@ -108,13 +109,14 @@ def subset_list(list_path, n, out_path):
     with open(list_path) as f:
         lines = [line for line in f.read().splitlines() if line.strip()][:n]
     if len(lines) < n:
-        raise sid_io.SidError('%s: has %d pairs, the benchmark needs %d' % (list_path, len(lines), n))
+        raise sid_io.SidError('%s: has %d pairs, the benchmark needs %d'
+                              % (list_path, len(lines), n))
     sid_io.write_list(lines, out_path)
     return out_path
 
 
 def run_child(cmd, log_path):
-    """Run a process to completion; (stdout lines with launch-relative arrival, wall, peak RSS GB)."""
+    """Run a process to completion: (stdout lines with arrival times, wall s, peak RSS GB)."""
     start = time.time()
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, universal_newlines=True,
@@ -190,7 +192,8 @@ def bench_training(path, list_path, data_dir, ps, work_dir, tag):
                '--data_dir=' + data_dir, '--list=' + list_path, '--ps=%d' % ps,
                '--launched=%.6f' % time.time()]
         lines, wall, rss = run_child(cmd, log)
-        result = [json.loads(l[len(RESULT_PREFIX):]) for _, l in lines if l.startswith(RESULT_PREFIX)]
+        result = [json.loads(line[len(RESULT_PREFIX):]) for _, line in lines
+                  if line.startswith(RESULT_PREFIX)]
         return dict(result[0], rss_gb=rss, wall=wall)
     ckpt = os.path.join(work_dir, tag + '_ckpt')
     cmd = [sys.executable, os.path.join(ROOT, 'train_Sony.py'), '--data_dir=' + data_dir,
@@ -198,7 +201,8 @@ def bench_training(path, list_path, data_dir, ps, work_dir, tag):
            '--result_dir=' + os.path.join(work_dir, tag + '_result'), '--device=cpu']
     launched = time.time()
     lines, wall, rss = run_child(cmd, log)
-    first = [float(m.group(1)) for m in (train_Sony.FIRST_STEP_LOG_RE.match(l) for _, l in lines) if m]
+    first = [float(m.group(1)) for m in (train_Sony.FIRST_STEP_LOG_RE.match(line)
+                                         for _, line in lines) if m]
     epochs = [m for m in (train_Sony.EPOCH_LOG_RE.match(l) for _, l in lines) if m]
     return {'first_step': first[0] - launched, 'input_wait': float(epochs[0].group(5)),
             'rss_gb': rss, 'wall': wall}
@@ -232,7 +236,8 @@ def bench_step(pairs, data_dir, ps, steps):
 
 def define_flags():
     from absl import flags
-    flags.DEFINE_string('data_dir', '/tmp/train_bench_full/data', 'generated full-size dataset root')
+    flags.DEFINE_string('data_dir', '/tmp/train_bench_full/data',
+                        'generated full-size dataset root')
     flags.DEFINE_string('list', '', 'training list; default <data_dir>/Sony_train_list.txt')
     flags.DEFINE_string('work_dir', '/tmp/train_bench_full/work', 'logs, checkpoints, list subsets')
     flags.DEFINE_integer('ps', train_Sony.PATCH, 'patch size on the packed input')

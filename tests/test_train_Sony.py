@@ -32,7 +32,8 @@ def data(tmp_path_factory):
 
 def train(data, work, *args, **kwargs):
     """Run train_Sony.py on the tiny dataset with outputs under `work`."""
-    base = ['--data_dir=%s' % data, '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'),
+    base = ['--data_dir=%s' % data,
+            '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'),
             '--checkpoint_dir=%s' % os.path.join(str(work), 'ckpt'),
             '--result_dir=%s' % os.path.join(str(work), 'result'), '--ps=%d' % PS, '--device=cpu']
     return run_script('train_Sony.py', *(base + list(args)), **kwargs)
@@ -241,7 +242,8 @@ def test_help_lists_the_flags_with_their_defaults():
     for flag, default in (('epochs', '4000'), ('ps', '512'), ('save_freq', '500'),
                           ('learning_rate', '0.0001'), ('lr_drop_epoch', '2000'),
                           ('data_dir', './dataset'), ('train_list', './Sony_train_list.txt'),
-                          ('checkpoint_dir', './checkpoint/Sony/'), ('result_dir', './result_Sony/'),
+                          ('checkpoint_dir', './checkpoint/Sony/'),
+                          ('result_dir', './result_Sony/'),
                           ('device', 'auto'), ('precision', 'auto'), ('distributed', 'none')):
         section = proc.stdout.split('--%s:' % flag)[1]
         assert "(default: '%s')" % default in section.split('\n  --')[0], flag
