@@ -6,6 +6,8 @@ as `weights` / `biases` (TF-Slim's names), and the four transposed-convolution f
 root-level `Variable`, `Variable_1`, `Variable_2`, `Variable_3` (up6 .. up9), the names the
 original code got from unnamed `tf.Variable`s.
 """
+import re
+
 import tensorflow.compat.v1 as tf
 
 ENCODER_CHANNELS = (32, 64, 128, 256, 512)
@@ -14,6 +16,8 @@ BLOCK = 2  # depth_to_space factor: packed 2x2 Bayer cell -> 2x2 RGB pixels
 LEAK = 0.2
 UPCONV_STDDEV = 0.02
 UPCONV_NAMES = ('Variable', 'Variable_1', 'Variable_2', 'Variable_3')
+# Exactly the layers' names: optimizer slots such as g_conv1_1/weights/Adam must not match.
+MODEL_VARIABLE_RE = re.compile(r'^(g_conv\d+(_\d+)?/(weights|biases)|Variable(_[123])?)$')
 
 
 def lrelu(x):
@@ -73,4 +77,4 @@ def model_variables(graph=None):
     the released model holds and what --finetune_from restores."""
     graph = graph or tf.get_default_graph()
     return [v for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-            if v.op.name.startswith('g_conv') or v.op.name in UPCONV_NAMES]
+            if MODEL_VARIABLE_RE.match(v.op.name)]

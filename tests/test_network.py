@@ -39,6 +39,15 @@ def test_variables_match_the_released_checkpoint():
     assert sum(np.prod(s) for s in RELEASED.values()) == 7760268  # 31.0 MB of float32 gradients per step
 
 
+def test_model_variables_leave_out_optimizer_slots_and_counters():
+    graph, x, y = build()
+    with graph.as_default():
+        step = tf.train.get_or_create_global_step()
+        tf.train.AdamOptimizer(1e-4).minimize(tf.reduce_mean(y), global_step=step)
+        assert len(tf.global_variables()) > 3 * len(RELEASED)  # two Adam slots per variable
+        assert sorted(v.op.name for v in network.model_variables()) == sorted(RELEASED)
+
+
 def test_a_plain_saver_restores_a_checkpoint_with_the_released_names(tmp_path):
     released = tf.Graph()
     values = {name: np.random.default_rng(len(name)).normal(size=shape).astype(np.float32)
