@@ -115,44 +115,9 @@ def read_png(path):
         return np.asarray(im.convert('RGB'))
 
 
-def define_flags():
-    from absl import flags
-    flags.DEFINE_string('work_dir', '/tmp/sid_bench', 'generated data and results (outside the repo)')
-    flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
-    flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
-    flags.DEFINE_integer('tile_overlap', 0, 'overlap for the tiled runs; 0 = test_Sony.py default')
-    flags.DEFINE_integer('pairs', 3, 'full-size test pairs (ratios 300, 100, 250, ...)')
-    flags.DEFINE_integer('repeats', 2, 'runs of each setting (alternated; the best is kept)')
-    flags.DEFINE_integer('eval_images', 8, 'full-size result pairs in the eval benchmark folder')
-    flags.DEFINE_bool('receptive_field', False, 'only print the context a tile needs, then exit')
-
-
-@sid_io.fail_cleanly
-def main(argv):
-    del argv
-    from absl import flags
-    import make_dataset
-    f = flags.FLAGS
-    if f.receptive_field:
-        need = receptive_field_context()
-        print('a 16-aligned tile needs %d packed pixels of context on each side (--tile_overlap '
-              '>= %d)' % (need, need))
-        return
-    work = os.path.abspath(f.work_dir)
-    if work == ROOT or work.startswith(ROOT + os.sep):
-        raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)
-    data_dir = os.path.join(work, 'data')
-    test_list = os.path.join(work, 'Sony_test_list.txt')
-    if not os.path.isfile(test_list):
-        print('generating %d %dx%d pairs in %s' % (f.pairs, FULL_HEIGHT, FULL_WIDTH, data_dir))
-        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, f.pairs, 0, 1, 0, work)
-    checkpoint = f.checkpoint_dir
-    if not checkpoint:
-        checkpoint = os.path.join(work, 'checkpoint')
-        if not os.path.isdir(checkpoint):
-            make_checkpoint(os.path.join(checkpoint, 'model.ckpt'))
-
-    # 1. Inference: untiled vs tiled, alternated so background load hits both alike.
+def bench_test(f, work, data_dir, test_list, checkpoint):
+    """test_Sony.py untiled vs tiled: time, peak RSS, 8-bit differences. Returns the untiled final/."""
+    # Alternated so background load hits all settings alike.
     settings = [('untiled', [])]
     for tile in f.tile:
         extra = ['--tile=%d' % tile]
@@ -191,7 +156,13 @@ def main(argv):
               % (name, seconds, seconds / best['untiled'][0], cpu, cpu / best['untiled'][1], rss,
                  wall, worst, differing))
 
-    # 2. Evaluation: one folder of full-size results, one process vs all cores.
+    return final
+
+
+def bench_eval(f, work, final):
+    """eval.py on full-size results with one process vs all cores: wall and CPU seconds."""
+    import resource
+    out_names = sorted(n for n in os.listdir(final) if n.endswith('_out.png'))
     eval_dir = os.path.join(work, 'eval_final')
     if os.path.isdir(eval_dir):
         shutil.rmtree(eval_dir)
@@ -204,13 +175,66 @@ def main(argv):
                         os.path.join(eval_dir, '%05d_00_%d_%s.png' % (10001 + i, ratio, kind)))
     timings = {}
     for jobs in (1, 0) * f.repeats:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)  # eval.py and its pool workers
         out, wall = run([os.path.join(ROOT, 'eval.py'), '--result_dir=' + eval_dir,
                          '--jobs=%d' % jobs])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         seconds = float(EVAL_RE.search(out).group(2))
         timings[jobs] = min(timings.get(jobs, 1e9), seconds)
-        print('eval --jobs=%d: %.1f s metrics, %.1f s process' % (jobs, seconds, wall))
+        print('eval --jobs=%d: %.1f s metrics, %.1f s process, %.1f CPU s (all processes)'
+              % (jobs, seconds, wall, cpu))
     print('\neval of %d full-size images: 1 process %.1f s, all %d cores %.1f s, speed-up %.2fx'
           % (f.eval_images, timings[1], os.cpu_count(), timings[0], timings[1] / timings[0]))
+
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('work_dir', '/tmp/sid_bench', 'generated data and results (outside the repo)')
+    flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
+    flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
+    flags.DEFINE_integer('tile_overlap', 0, 'overlap for the tiled runs; 0 = test_Sony.py default')
+    flags.DEFINE_integer('pairs', 3, 'full-size test pairs (ratios 300, 100, 250, ...)')
+    flags.DEFINE_integer('repeats', 2, 'runs of each setting (alternated; the best is kept)')
+    flags.DEFINE_integer('eval_images', 8, 'full-size result pairs in the eval benchmark folder')
+    flags.DEFINE_enum('only', 'all', ['all', 'test', 'eval'], 'run only one part (eval reuses '
+                      'the untiled results of an earlier test part)')
+    flags.DEFINE_bool('receptive_field', False, 'only print the context a tile needs, then exit')
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    del argv
+    from absl import flags
+    import make_dataset
+    f = flags.FLAGS
+    if f.receptive_field:
+        need = receptive_field_context()
+        print('a 16-aligned tile needs %d packed pixels of context on each side (--tile_overlap '
+              '>= %d)' % (need, need))
+        return
+    work = os.path.abspath(f.work_dir)
+    if work == ROOT or work.startswith(ROOT + os.sep):
+        raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)
+    data_dir = os.path.join(work, 'data')
+    test_list = os.path.join(work, 'Sony_test_list.txt')
+    if not os.path.isfile(test_list):
+        print('generating %d %dx%d pairs in %s' % (f.pairs, FULL_HEIGHT, FULL_WIDTH, data_dir))
+        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, f.pairs, 0, 1, 0, work)
+    checkpoint = f.checkpoint_dir
+    if not checkpoint:
+        checkpoint = os.path.join(work, 'checkpoint')
+        if not os.path.isdir(checkpoint):
+            make_checkpoint(os.path.join(checkpoint, 'model.ckpt'))
+
+    final = os.path.join(work, 'result_untiled', 'final')
+    if f.only != 'eval':
+        final = bench_test(f, work, data_dir, test_list, checkpoint)
+    if f.only != 'test':
+        if not os.path.isdir(final):
+            raise sid_io.SidError('%s: missing; run the test part first (--only=test)' % final)
+        bench_eval(f, work, final)
 
 
 if __name__ == '__main__':
