@@ -50,6 +50,7 @@ ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
 DEFAULT_TILE_OVERLAP = 96
 BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
+M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 4 << 20  # glibc mallopt, see return_freed_memory_to_os
 # Each output PNG records its checkpoint in a text chunk, so a retrained model's outputs are never
 # taken for done and eval.py can name the checkpoint it scores.
 STAMP_KEY = 'sid_checkpoint'
@@ -262,6 +263,22 @@ def save_png(image, path, stamp=None):
                                            pnginfo=info)
 
 
+def return_freed_memory_to_os():
+    """glibc only: serve allocations of 4 MB and more by mmap, so freed tile buffers go back to the OS.
+
+    glibc raises its mmap threshold after the first large frees; tile-sized buffers then come from
+    the heap, whose fragments kept RSS growing by ~15 MB per image (measured: peak 1132 MB vs
+    921 MB with this, --tile=512, same speed). Elsewhere this does nothing.
+    """
+    if not sys.platform.startswith('linux'):
+        return
+    import ctypes
+    try:
+        ctypes.CDLL('libc.so.6').mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        pass
+
+
 def peak_rss_mb():
     """This process's peak resident memory in MB (Linux/macOS), None elsewhere."""
     try:
@@ -280,6 +297,7 @@ def main(argv):
     f = flags.FLAGS
     tf.logging.set_verbosity(tf.logging.ERROR)  # keep stderr for progress and one-line errors
     tf.disable_v2_behavior()
+    return_freed_memory_to_os()
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
 
