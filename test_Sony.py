@@ -17,7 +17,9 @@ its checkpoint) or --overwrite is given.
 Full-resolution inference (1424 x 2128 packed) peaks near 3 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
 bounded by the tile size instead of the image size; with the default overlap the result is
-the untiled one (see DEFAULT_TILE_OVERLAP and tile_spans).
+the untiled one (see DEFAULT_TILE_OVERLAP and tile_spans). The overlap is computed twice, so time
+grows: on a 2848 x 4256 image on a CPU, --tile=1072 (2 x 2 tiles) takes 1.23x the untiled time at
+1.4 GB instead of 2.9 GB, --tile=512 1.75x at 1.0 GB (scripts/bench_inference.py).
 
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
