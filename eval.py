@@ -43,6 +43,12 @@ MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them 
 RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
+# The closing lines ModelZoo tooling greps; scripts/parse_log.py parses them with these regexes.
+PSNR_LOG = 'average psnr: %.4f'
+SSIM_LOG = 'average ssim: %.4f'
+_FLOAT = r'([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)'
+PSNR_LOG_RE = re.compile(r'^average psnr: %s$' % _FLOAT)
+SSIM_LOG_RE = re.compile(r'^average ssim: %s$' % _FLOAT)
 
 
 def define_flags():
@@ -236,8 +242,8 @@ def main(argv):
     paths = write_reports(final_dir, stem, items, scores, summary, protocol)
     print(describe_checkpoints(scores))
     print(markdown_table(summary))
-    print('average psnr: %.4f' % summary['all'][1])
-    print('average ssim: %.4f' % summary['all'][2])
+    print(PSNR_LOG % summary['all'][1])
+    print(SSIM_LOG % summary['all'][2])
     print('evaluated %d images in %.1f s with %d process%s; wrote %s'
           % (len(items), seconds, processes, '' if processes == 1 else 'es',
              ', '.join(paths)))

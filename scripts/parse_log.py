@@ -24,12 +24,10 @@ from collections import OrderedDict
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from train_Sony import EPOCH_LOG_RE, STEP_LOG_RE  # noqa: E402  (the format the training prints)
+from eval import PSNR_LOG_RE as PSNR_RE, SSIM_LOG_RE as SSIM_RE  # noqa: E402  (eval's closing lines)
 
 NETWORK = 'SID_Sony'
 DEFAULT_WARMUP_STEPS = 5   # first steps include graph compilation and cache warm-up
-# eval.py prints these two lines at the end (its documented output for ModelZoo tooling).
-PSNR_RE = re.compile(r'^average psnr: ([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)$')
-SSIM_RE = re.compile(r'^average ssim: ([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)$')
 # horovodrun prefixes every line with the rank and stream: "[0]<stdout>:1 1 Loss=..."
 LAUNCHER_PREFIX_RE = re.compile(r'^\[(\d+)\]<(stdout|stderr)>:')
 CHIEF = '0'
