@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-300}   # brief: enough for the generated scenes to beat the amplified input
 PS=${PS:-64}            # packed patch size; the paper uses 512 (the generated raws are 512 x 768)
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}   # TensorFlow's C++ start-up chatter
 
 python3 -m pip install -q --disable-pip-version-check -r requirements.txt
 if [ ! -d dataset/Sony ]; then
