@@ -14,12 +14,13 @@ By default only the first burst frame (`_00`) of each scene is tested, as the of
 PNGs exist are skipped, unless their output was made by another checkpoint (each _out.png records
 its checkpoint) or --overwrite is given.
 
-Full-resolution inference (1424 x 2128 packed) peaks near 3 GB on a CPU, more than small GPUs
+Full-resolution inference (1424 x 2128 packed) peaks near 2.1 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
 bounded by the tile size instead of the image size; with the default overlap the result is
 the untiled one (see DEFAULT_TILE_OVERLAP and tile_spans). The overlap is computed twice, so time
 grows: on a 2848 x 4256 image on a CPU, --tile=1072 (2 x 2 tiles) takes 1.23x the untiled time at
-1.4 GB instead of 2.9 GB, --tile=512 1.75x at 1.0 GB (scripts/bench_inference.py).
+1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB (scripts/bench_inference.py). About 420 MB of
+that is TensorFlow itself (its libraries and heap after import), whatever the tile size.
 
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
@@ -53,6 +54,11 @@ DEFAULT_TILE_OVERLAP = 96
 BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
 M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 4 << 20  # glibc mallopt, see return_freed_memory_to_os
+# TF's oneDNN CPU builds (x86 Linux, TF >= 2.9) serve tensors from a BFC pool that grows in doubling
+# regions and never shrinks; its fragmentation cost more RSS than the live tensors' own peak. This
+# variable (read lazily, at the first allocation; unknown to and ignored by TF 1.15) makes oneDNN
+# use plain malloc, so freed activations go back to the OS. See use_system_allocator.
+ONEDNN_SYSTEM_ALLOCATOR_ENV = 'TF_ONEDNN_USE_SYSTEM_ALLOCATOR'
 # Each output PNG records its checkpoint in a text chunk, so a retrained model's outputs are never
 # taken for done and eval.py can name the checkpoint it scores.
 STAMP_KEY = 'sid_checkpoint'
@@ -281,6 +287,16 @@ def return_freed_memory_to_os():
         pass
 
 
+def use_system_allocator():
+    """Tensors from malloc instead of oneDNN's BFC pool, unless the user set the variable.
+
+    Measured on a 2848 x 4256 pair, 2 x 2 tiles: live tensors peak near 540 MB (step stats), but
+    the pool's RSS grew by 830 MB; with malloc the network's RSS growth is close to the live peak.
+    Must run before the first session allocates anything.
+    """
+    os.environ.setdefault(ONEDNN_SYSTEM_ALLOCATOR_ENV, '1')
+
+
 def peak_rss_mb():
     """This process's peak resident memory in MB (Linux/macOS), None elsewhere."""
     try:
@@ -299,6 +315,7 @@ def main(argv):
     f = flags.FLAGS
     tf.logging.set_verbosity(tf.logging.ERROR)  # keep stderr for progress and one-line errors
     tf.disable_v2_behavior()
+    use_system_allocator()
     return_freed_memory_to_os()
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
@@ -351,6 +368,7 @@ def main(argv):
             network_cpu.append(time.process_time() - start_cpu)
             del packed
             save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
+            del out  # else it lives through the next pair's network: 36 MB more on its peak
     rss = peak_rss_mb()
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
     print('tested %d pairs, skipped %d already done; network %.2f s per pair (median; %.1f CPU s); '

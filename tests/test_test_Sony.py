@@ -212,3 +212,13 @@ def test_default_overlap_covers_the_receptive_field_tightly():
     """The exactness argument of DEFAULT_TILE_OVERLAP, recomputed: 94 packed pixels -> 96."""
     need = bench_inference.receptive_field_context()
     assert need <= test_Sony.DEFAULT_TILE_OVERLAP < need + test_Sony.ALIGN
+
+
+def test_system_allocator_is_the_default_but_the_user_decides(monkeypatch):
+    """Inference asks oneDNN for malloc instead of its BFC pool, unless the variable is set."""
+    monkeypatch.delenv(test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV, raising=False)
+    test_Sony.use_system_allocator()
+    assert os.environ[test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV] == '1'
+    monkeypatch.setenv(test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV, '0')
+    test_Sony.use_system_allocator()
+    assert os.environ[test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV] == '0'
