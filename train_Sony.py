@@ -75,6 +75,15 @@ class TrainingStopped(sid_io.SidError):
 
 # ---------------------------------------------------------------- data: scenes and sampling
 
+def training_pairs(pairs, first_burst_only=False):
+    """The pairs a step may draw from. The official script globs `<scene>_00*` and so only ever
+    trains on burst frame 00 (of each exposure time); by default every short exposure in the list
+    is used, as the paper's text reads."""
+    if not first_burst_only:
+        return pairs
+    return [p for p in pairs if sid_io.parse_name(p.short)[1] == 0]
+
+
 def group_scenes(pairs):
     """Scene id -> indices of its pairs, in scene order: one epoch visits every scene once."""
     scenes = OrderedDict()
@@ -302,9 +311,10 @@ def main(argv):
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
 
     # Data: every training file checked, decoded into the cache, and shape-checked before step 1.
-    pairs = sid_io.read_list(f.train_list, f.data_dir)
+    pairs = training_pairs(sid_io.read_list(f.train_list, f.data_dir), f.first_burst_only)
     if not pairs:
-        raise sid_io.SidError('%s: the training list has no pairs' % f.train_list)
+        raise sid_io.SidError('%s: the training list has no pairs%s' % (
+            f.train_list, ' of burst frame _00' if f.first_burst_only else ''))
     scenes = group_scenes(pairs)
     mine = OrderedDict((s, scenes[s]) for s in dist.shard(list(scenes)))
     if not mine:
@@ -440,6 +450,8 @@ def define_flags():
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/', 'checkpoints (model.ckpt-*), '
                         'saved every epoch; training resumes from the latest one here')
     flags.DEFINE_string('result_dir', './result_Sony/', 'sample JPGs (<epoch>/) and TensorBoard')
+    flags.DEFINE_boolean('first_burst_only', False, 'train only on burst frame _00 of each '
+                         'scene, as the official script does (default: every short exposure)')
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
     flags.DEFINE_integer('cache_workers', 0, 'processes decoding raws into the cache; 0: '
                          'all cores (divided among ranks)', lower_bound=0)

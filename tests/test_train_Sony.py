@@ -79,6 +79,14 @@ def test_learning_rate_schedule():
     assert lr(4, 2e-4, 4) == 2e-4 and lr(5, 2e-4, 4) == pytest.approx(2e-5)
 
 
+def test_first_burst_only_keeps_burst_00_of_every_scene(data):
+    pairs = sid_io.read_list(str(data / 'Sony_train_list.txt'), str(data))
+    assert train_Sony.training_pairs(pairs) == pairs and len(pairs) == 6
+    first = train_Sony.training_pairs(pairs, first_burst_only=True)
+    assert [os.path.basename(p.short)[:8] for p in first] == ['00001_00', '00002_00', '00003_00']
+    assert list(train_Sony.group_scenes(first)) == list(train_Sony.group_scenes(pairs))
+
+
 @pytest.mark.parametrize('n_scenes,world,batch', [(3, 1, 1), (7, 2, 1), (7, 3, 2), (161, 8, 1)])
 def test_every_rank_runs_the_same_steps_and_an_epoch_covers_every_scene(n_scenes, world, batch):
     scenes = dict((1 + s, [s]) for s in range(n_scenes))
