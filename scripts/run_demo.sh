@@ -3,8 +3,11 @@
 #
 #   bash scripts/run_demo.sh                    # generated data if dataset/Sony is absent
 #   EPOCHS=1001 PS=512 bash scripts/run_demo.sh # the seed's recipe (on the real data: days on a CPU)
+#   PYTHON=python3.13 bash scripts/run_demo.sh  # another interpreter (3.7 to 3.13)
 #
-# On the real SID data (dataset/Sony/{short,long}/*.ARW plus the official list files in the
+# Everything runs in the project virtualenv .venv/py<X.Y> (scripts/make_venv.sh: created once,
+# reused while requirements.txt is unchanged), so it also works where pip may not touch the system
+# Python. On the real SID data (dataset/Sony/{short,long}/*.ARW plus the official list files in the
 # project root) the same steps run on it. Extra arguments go to train_Sony.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +15,14 @@ EPOCHS=${EPOCHS:-300}   # brief: enough for the generated scenes to beat the amp
 PS=${PS:-64}            # packed patch size; the paper uses 512 (the generated raws are 512 x 768)
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}   # TensorFlow's C++ start-up chatter
 
-python3 -m pip install -q --disable-pip-version-check -r requirements.txt
+py=$(bash scripts/make_venv.sh "${PYTHON:-python3}")
+echo "runtime: $("$py" -c 'import sys, tensorflow as tf; print("Python %s (%s), TensorFlow %s" % (sys.version.split()[0], sys.executable, tf.__version__))' 2>/dev/null)"
 if [ ! -d dataset/Sony ]; then
   echo "dataset/Sony not found: generating a small SID-layout dataset of DNG raws"
-  python3 scripts/make_dataset.py --data_dir=dataset --list_dir=.
+  "$py" scripts/make_dataset.py --data_dir=dataset --list_dir=.
 elif [ ! -f Sony_train_list.txt ] || [ ! -f Sony_test_list.txt ]; then
-  python3 scripts/make_lists.py --data_dir=dataset --list_dir=.
+  "$py" scripts/make_lists.py --data_dir=dataset --list_dir=.
 fi
-python3 train_Sony.py --epochs="$EPOCHS" --ps="$PS" "$@"
-python3 test_Sony.py
-python3 eval.py
+"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" "$@"
+"$py" test_Sony.py
+"$py" eval.py
