@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs what the suite needs on a fresh machine, then runs it.
-#   bash scripts/run_tests.sh            (extra arguments go to pytest, e.g. -k network)
+# The test command: on a fresh machine it makes one virtualenv per runtime found (TF 1.15 on
+# Python 3.7, TF 2.15 on 3.8-3.11, a current TF on 3.12/3.13; scripts/make_venv.sh), builds
+# Horovod where it can, runs the suite in each and ends with one table. Under CI=true all three
+# runtimes are required.
+#   bash scripts/run_tests.sh                  (extra arguments go to pytest, e.g. -k network)
+#   bash scripts/run_tests.sh --only=tf1.15    (one runtime: tf1.15, tf2.15 or current)
+#   PYTHON=python3.13 bash scripts/run_tests.sh   (the interpreter that drives it; default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
-bash scripts/install_horovod.sh   # Horovod 0.28.1 for the real 2-worker distributed test
-python3 -m pytest -q tests "$@"
+exec "${PYTHON:-python3}" scripts/test_runtimes.py "$@"

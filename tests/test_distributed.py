@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from conftest import ROOT
+from conftest import ROOT, needs_horovod
 from train_Sony import STEP_LOG_RE
 
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
@@ -105,6 +105,7 @@ def digests(by_rank):
     return found
 
 
+@needs_horovod
 def test_horovod_two_workers_train_identically_and_only_rank0_writes(tiny_dataset, tmp_path):
     probe = tmp_path / 'probe.py'
     probe.write_text(PROBE)
@@ -224,6 +225,7 @@ with tf.Session(config=npu_config.session_config(npu_config.Runtime('cpu', 'fp32
 '''
 
 
+@needs_horovod
 def test_horovod_inside_gpu_loss_scaling_trains():
     """GPU mixed precision over Horovod: the averaging optimizer inside the dynamic loss scaling.
 

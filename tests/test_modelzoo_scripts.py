@@ -12,7 +12,7 @@ import pytest
 
 import parse_log
 import train_Sony
-from conftest import ROOT
+from conftest import ROOT, needs_horovod
 
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
 RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
@@ -151,6 +151,7 @@ def test_train_full_1p(tiny_dataset, tmp_path):
     assert len([n for n in final if n.endswith('_out.png')]) == 2  # the two test scenes' _00
 
 
+@needs_horovod
 def test_train_horovod_two_cpu_workers(tiny_dataset, tmp_path):
     values, keys = summary_of(run('train_horovod.sh', '--np=2', '--mode=performance',
                                   *common_args(tiny_dataset, tmp_path)))
@@ -199,6 +200,7 @@ def test_train_full_8p_stops_every_rank_when_one_fails(tiny_dataset, tmp_path):
     assert 'Epoch 1000 done' not in (tmp_path / 'output' / '0' / 'train_0.log').read_text()
 
 
+@needs_horovod
 def test_install_horovod_is_idempotent():
     out = subprocess.run(['bash', os.path.join(ROOT, 'scripts', 'install_horovod.sh')],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,

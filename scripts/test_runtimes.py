@@ -1,0 +1,171 @@
+"""Run the test suite on every runtime this machine has, each in its own cached virtualenv.
+
+The project promises three stacks, so the suite runs on each one found (the interpreter running
+this script always; the others through pyenv or PATH):
+
+    tf1.15   Python 3.7         TensorFlow 1.15.0 - the Ascend image's stack
+    tf2.15   Python 3.8-3.11    tensorflow-cpu 2.15.1 (2.13.1 on 3.8) - what Horovod builds against
+    current  Python 3.12/3.13   the newest tensorflow-cpu
+
+Each runtime's venv is made (or reused) by scripts/make_venv.sh, Horovod is built where it can be
+(scripts/install_horovod.sh; the wheel is cached), then pytest runs with that venv first on PATH.
+The run ends with one table (runtime | passed | failed | skipped | seconds) and a closing
+"N passed, N failed" line. With CI=true every runtime is required: a missing one is a failure.
+
+    python3 scripts/test_runtimes.py                 # everything found
+    python3 scripts/test_runtimes.py -k network      # arguments after the options go to pytest
+    python3 scripts/test_runtimes.py --only=tf1.15   # one runtime
+Standard library only: it runs on whatever python3 the machine has, before any venv exists.
+"""
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# name, Python minor versions in order of preference, whether Horovod 0.28.1 can be built there
+RUNTIMES = (
+    ('tf1.15', ('3.7',), True),
+    ('tf2.15', ('3.11', '3.10', '3.9', '3.8'), True),  # 3.8: tensorflow-cpu 2.13.1
+    ('current', ('3.13', '3.12'), False),  # Horovod 0.28.1 does not build against TF >= 2.16
+)
+TABLE_HEADER = ('runtime', 'python', 'tensorflow', 'passed', 'failed', 'skipped', 'seconds')
+
+
+def minor_version(python):
+    out = subprocess.check_output([python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'])
+    return out.decode().strip()
+
+
+def find_python(minor):
+    """An interpreter for Python `minor` (e.g. '3.7'): on PATH, else the newest pyenv build."""
+    found = shutil.which('python' + minor)
+    if found:
+        return found
+    pyenv_root = os.environ.get('PYENV_ROOT') or os.path.expanduser('~/.pyenv')
+    if shutil.which('pyenv'):
+        try:
+            pyenv_root = subprocess.check_output(['pyenv', 'root']).decode().strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    builds = glob.glob(os.path.join(pyenv_root, 'versions', minor + '.*', 'bin', 'python' + minor))
+    key = lambda p: [int(x) for x in re.findall(r'\d+', p.split(os.sep)[-3])]
+    return sorted(builds, key=key)[-1] if builds else None
+
+
+def runtime_of(minor):
+    for name, minors, _ in RUNTIMES:
+        if minor in minors:
+            return name
+    return None
+
+
+def choose_interpreters(only):
+    """{runtime: interpreter or None}; the running interpreter serves its own runtime."""
+    chosen = {}
+    own = runtime_of('%d.%d' % sys.version_info[:2])
+    for name, minors, _ in RUNTIMES:
+        if only and name not in only:
+            continue
+        if name == own:
+            chosen[name] = sys.executable
+            continue
+        chosen[name] = next((p for p in map(find_python, minors) if p), None)
+    return chosen
+
+
+def run(cmd, env=None, capture=False):
+    print('+ ' + ' '.join(cmd), flush=True)
+    if capture:
+        return subprocess.run(cmd, env=env, stdout=subprocess.PIPE, universal_newlines=True)
+    return subprocess.run(cmd, env=env)
+
+
+def junit_counts(path):
+    """(passed, failed, skipped, skip reasons) from pytest's JUnit XML report."""
+    suite = ET.parse(path).getroot()
+    suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
+    tests, failures, errors, skipped = (int(suite.get(k, 0))
+                                        for k in ('tests', 'failures', 'errors', 'skipped'))
+    reasons = sorted(set(s.get('message', '') for s in suite.iter('skipped')))
+    return tests - failures - errors - skipped, failures + errors, skipped, reasons
+
+
+def test_one(name, python, pytest_args, static_python):
+    """Prepare the venv of one runtime and run the suite in it; returns a table row."""
+    start = time.time()
+    made = run(['bash', os.path.join(ROOT, 'scripts', 'make_venv.sh'), '--dev', python],
+               capture=True)
+    if made.returncode != 0:
+        return [name, '?', '?', 0, 1, 0, time.time() - start], ['venv could not be made']
+    vpy = made.stdout.strip().splitlines()[-1]
+    vbin = os.path.dirname(vpy)
+    env = dict(os.environ, PATH=vbin + os.pathsep + os.environ.get('PATH', ''),
+               VIRTUAL_ENV=os.path.dirname(vbin), TF_CPP_MIN_LOG_LEVEL='2',
+               SID_STATIC_CHECK_PYTHON=static_python)
+    env.pop('PYTHONHOME', None)
+    versions = subprocess.check_output(
+        [vpy, '-c', 'import sys, tensorflow as tf; print(sys.version.split()[0], tf.__version__)'],
+        env=env, universal_newlines=True).split()
+    print('== runtime %s: Python %s (%s), TensorFlow %s' % (name, versions[0], vpy, versions[1]),
+          flush=True)
+    if dict((n, h) for n, _, h in RUNTIMES)[name]:
+        if run(['bash', os.path.join(ROOT, 'scripts', 'install_horovod.sh')], env=env).returncode:
+            print('Horovod could not be built for %s: its tests will fail' % name, flush=True)
+    report = os.path.join(ROOT, '.pytest_cache', 'junit-%s.xml' % name)
+    if os.path.exists(report):
+        os.remove(report)
+    run([vpy, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', '--junitxml=' + report,
+         os.path.join(ROOT, 'tests')] + pytest_args, env=env)
+    if not os.path.exists(report):  # pytest died before writing its report
+        return [name] + versions + [0, 1, 0, time.time() - start], ['pytest wrote no report']
+    passed, failed, skipped, reasons = junit_counts(report)
+    return [name] + versions + [passed, failed, skipped, time.time() - start], reasons
+
+
+def print_table(rows):
+    cells = [TABLE_HEADER] + [tuple(r[:6]) + ('%.0f' % r[6],) for r in rows]
+    widths = [max(len(str(c[i])) for c in cells) for i in range(len(TABLE_HEADER))]
+    for c in cells:
+        print('| ' + ' | '.join(str(x).ljust(w) for x, w in zip(c, widths)) + ' |')
+
+
+def main(argv):
+    only = [a.split('=', 1)[1] for a in argv if a.startswith('--only=')]
+    pytest_args = [a for a in argv if not a.startswith('--only=')]
+    for name in only:
+        if name not in [r[0] for r in RUNTIMES]:
+            sys.exit('test_runtimes.py: unknown runtime %s (one of %s)'
+                     % (name, ', '.join(r[0] for r in RUNTIMES)))
+    ci = os.environ.get('CI', '').lower() == 'true'
+    chosen = choose_interpreters(only)
+    # The TF 1.15 API checker needs Python >= 3.8 (ast feature_version): on the 3.7 runtime
+    # tests/test_compat.py runs it with this interpreter instead.
+    static_python = sys.executable if sys.version_info >= (3, 8) else ''
+    rows, notes = [], []
+    for name in chosen:
+        python = chosen[name]
+        if python is None:
+            wanted = ' or '.join('python' + m for m in dict((n, ms) for n, ms, _ in RUNTIMES)[name])
+            rows.append([name, 'missing', '-', 0, 1 if ci else 0, 0, 0.0])
+            notes.append('%s: no %s found (pyenv or PATH)%s'
+                         % (name, wanted, ': required under CI' if ci else '; not tested'))
+            continue
+        row, reasons = test_one(name, python, pytest_args, static_python)
+        rows.append(row)
+        notes += ['%s: skipped: %s' % (name, r) for r in reasons]
+    print()
+    print_table(rows)
+    for note in notes:
+        print('  ' + note)
+    passed, failed, skipped = (sum(r[i] for r in rows) for i in (3, 4, 5))
+    print('total: %d passed, %d failed, %d skipped' % (passed, failed, skipped))
+    return 1 if failed or not rows else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
