@@ -10,7 +10,10 @@ this script always; the others through pyenv or PATH):
 Each runtime's venv is made (or reused) by scripts/make_venv.sh, Horovod is built where it can be
 (scripts/install_horovod.sh; the wheel is cached), then pytest runs with that venv first on PATH.
 The run ends with one table (runtime | passed | failed | skipped | seconds) and a closing
-"N passed, N failed" line. With CI=true every runtime is required: a missing one is a failure.
+"N passed, N failed" line. With CI=true every runtime is required: a missing one is a failure,
+and the venvs live in ~/.cache/sid-for-ascend/venvs (SID_VENV_DIR) instead of the clone's .venv/,
+because every CI run starts from a fresh clone: a rerun then reuses them (their stamps still
+guard against stale requirements).
 
     python3 scripts/test_runtimes.py                 # everything found
     python3 scripts/test_runtimes.py -k network      # arguments after the options go to pytest
@@ -33,6 +36,7 @@ RUNTIMES = (
     ('tf2.15', ('3.11', '3.10', '3.9', '3.8'), True),  # 3.8: tensorflow-cpu 2.13.1
     ('current', ('3.13', '3.12'), False),  # Horovod 0.28.1 does not build against TF >= 2.16
 )
+CI_VENV_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'sid-for-ascend', 'venvs')
 TABLE_HEADER = ('runtime', 'python', 'tensorflow', 'passed', 'failed', 'skipped', 'seconds')
 
 
@@ -142,6 +146,8 @@ def main(argv):
             sys.exit('test_runtimes.py: unknown runtime %s (one of %s)'
                      % (name, ', '.join(r[0] for r in RUNTIMES)))
     ci = os.environ.get('CI', '').lower() == 'true'
+    if ci:
+        os.environ.setdefault('SID_VENV_DIR', CI_VENV_DIR)
     chosen = choose_interpreters(only)
     # The TF 1.15 API checker needs Python >= 3.8 (ast feature_version): on the 3.7 runtime
     # tests/test_compat.py runs it with this interpreter instead.
