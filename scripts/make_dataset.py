@@ -1,6 +1,6 @@
 """Generate a small SID-layout Sony or Fuji dataset of DNG raws, for tests and the offline demo.
 
-The real SID data (25 GB for the Sony half) is not always at hand. These files go through exactly
+The real SID data (25 GB for Sony alone) is not always at hand. These files go through exactly
 the same rawpy path as real ARWs / RAFs (LibRaw reads them with its DNG loader rather than its
 Sony or Fuji decoder): the camera's CFA (Sony RGGB, black 512; Fuji X-T2 X-Trans 6x6 in the phase
 the 9-channel packing assumes, black 1024; white 16383 for both), SID file names (exposure parsed
