@@ -1,7 +1,12 @@
-"""The SID U-Net (Chen et al., CVPR 2018, Sec. 3.2), built once for training, testing and tools.
+"""The SID U-Net (Chen et al., CVPR 2018, Sec. 3.2), built once for both cameras, for training,
+testing and tools.
 
-Variable names and shapes match the authors' released Sony checkpoint, so a plain
-`tf.compat.v1.train.Saver` restores it: convolutions live in scopes `g_conv1_1` ... `g_conv10`
+The camera sets two numbers: the packed input's channels (Sony Bayer 4, Fuji X-Trans 9) and the
+depth_to_space block that turns the last 1x1 conv's 3 * block * block channels back into RGB at
+the raw resolution (Sony 2 -> 12 channels, Fuji 3 -> 27). Everything else is one graph.
+
+Variable names and shapes match the authors' released Sony and Fuji checkpoints, so a plain
+`tf.compat.v1.train.Saver` restores either: convolutions live in scopes `g_conv1_1` ... `g_conv10`
 as `weights` / `biases` (TF-Slim's names), and the four transposed-convolution filters are the
 root-level `Variable`, `Variable_1`, `Variable_2`, `Variable_3` (up6 .. up9), the names the
 original code got from unnamed `tf.Variable`s.
@@ -12,7 +17,7 @@ import tensorflow.compat.v1 as tf
 
 ENCODER_CHANNELS = (32, 64, 128, 256, 512)
 OUTPUT_CHANNELS = 3
-BLOCK = 2  # depth_to_space factor: packed 2x2 Bayer cell -> 2x2 RGB pixels
+BLOCK = 2  # Sony's depth_to_space factor (packed 2x2 Bayer cell -> 2x2 RGB); Fuji X-Trans uses 3
 LEAK = 0.2
 UPCONV_STDDEV = 0.02
 UPCONV_NAMES = ('Variable', 'Variable_1', 'Variable_2', 'Variable_3')
@@ -52,8 +57,17 @@ def upsample_and_concat(x, skip, name):
     return out
 
 
-def unet(packed, reuse=tf.AUTO_REUSE):
-    """[N, H, W, 4] packed, amplified raw (H, W even) -> [N, 2H, 2W, 3] linear-to-sRGB estimate."""
+def unet(packed, block=BLOCK, reuse=tf.AUTO_REUSE):
+    """[N, H, W, block^2] packed, amplified raw -> [N, block H, block W, 3] sRGB estimate.
+
+    A packed pixel holds one block x block cell of raw sites (Sony 2x2 -> 4 channels, Fuji X-Trans
+    3x3 -> 9), so the channel count must be block^2: a Fuji input wired to Sony's block would
+    otherwise build a valid graph with the wrong output size.
+    """
+    in_channels = packed.shape.as_list()[-1]
+    if in_channels != block * block:
+        raise ValueError('unet: a depth_to_space block of %d needs %d packed channels, got %s'
+                         % (block, block * block, in_channels))
     with tf.variable_scope(tf.get_variable_scope(), reuse=reuse):
         x, skips = packed, []
         for level, channels in enumerate(ENCODER_CHANNELS, 1):
@@ -68,8 +82,8 @@ def unet(packed, reuse=tf.AUTO_REUSE):
             x = upsample_and_concat(x, skips.pop(), UPCONV_NAMES[i])
             x = conv(x, channels, 3, 'g_conv%d_1' % level)
             x = conv(x, channels, 3, 'g_conv%d_2' % level)
-        x = conv(x, OUTPUT_CHANNELS * BLOCK * BLOCK, 1, 'g_conv10', activation=None)
-        return tf.nn.depth_to_space(x, BLOCK)
+        x = conv(x, OUTPUT_CHANNELS * block * block, 1, 'g_conv10', activation=None)
+        return tf.nn.depth_to_space(x, block)
 
 
 def model_variables(graph=None):

@@ -1,15 +1,19 @@
-"""Generate a small SID-layout Sony dataset of DNG raws, for tests and the offline demo.
+"""Generate a small SID-layout Sony or Fuji dataset of DNG raws, for tests and the offline demo.
 
-The real SID data (25 GB) is not always at hand. These files go through exactly the same rawpy path
-as real ARWs (LibRaw reads them with its DNG loader rather than its Sony decoder): RGGB, black 512,
-white 16383, SID file names (exposure parsed from the name), EXIF ISO / F-number / exposure time,
-and the three list files. Scenes have edges, colour gradients and textures; short exposures carry
-Poisson shot noise and Gaussian read noise at the paper's ratios 100, 250 and 300.
+The real SID data (25 GB for Sony alone) is not always at hand. These files go through exactly
+the same rawpy path as real ARWs / RAFs (LibRaw reads them with its DNG loader rather than its
+Sony or Fuji decoder): the camera's CFA (Sony RGGB, black 512; Fuji X-T2 X-Trans 6x6 in the phase
+the 9-channel packing assumes, black 1024; white 16383 for both), SID file names (exposure parsed
+from the name), EXIF ISO / F-number / exposure time, and the three list files. Scenes have edges,
+colour gradients and textures; short exposures carry Poisson shot noise and Gaussian read noise at
+the paper's ratios 100, 250 and 300.
 
     python3 scripts/make_dataset.py --data_dir=dataset --height=2848 --width=4256   # full size
+    python3 scripts/make_dataset.py --camera=fuji --height=4032 --width=6032        # full size
 """
 import os
 import sys
+from collections import namedtuple
 
 import numpy as np
 
@@ -31,43 +35,64 @@ XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
 MATRIX_DENOMINATOR = 10000
 LIST_NAMES = {'train': 'Sony_train_list.txt', 'test': 'Sony_test_list.txt',
               'val': 'Sony_val_list.txt'}
+FUJI_LIST_NAMES = {split: name.replace('Sony', 'Fuji') for split, name in LIST_NAMES.items()}
+BAYER_MIN_SIDE = 22  # LibRaw rejects smaller images
+# LibRaw's X-Trans demosaic (Markesteijn, run by postprocess for the ground truth) works on
+# 512 x 512 tiles and refuses an image narrower or lower than one tile with an I/O error;
+# raw_image_visible alone would still decode. So generated X-Trans raws are at least this big.
+XTRANS_MIN_SIDE = 512
+
+# What the generator needs to know about a camera: where its files go, its CFA (colour index per
+# site of one repeat tile: 0 R, 1 G, 2 B), levels, EXIF make / model, list names and the sizes
+# LibRaw decodes (Bayer packing also needs even sides; X-Trans packing crops to multiples of 6).
+Camera = namedtuple('Camera', 'folder cfa black white make model list_names '
+                              'min_side side_multiple size_reason')
+CAMERAS = {
+    'sony': Camera('Sony', ((0, 1), (1, 2)), sid_io.BLACK_LEVEL, sid_io.WHITE_LEVEL,
+                   'Sony', 'ILCE-7SM2', LIST_NAMES, BAYER_MIN_SIDE, 2, 'LibRaw minimum'),
+    'fuji': Camera('Fuji', sid_io.XTRANS_CFA, sid_io.FUJI_BLACK_LEVEL, sid_io.FUJI_WHITE_LEVEL,
+                   'FUJIFILM', 'X-T2', FUJI_LIST_NAMES, XTRANS_MIN_SIDE, 1,
+                   "LibRaw's X-Trans demosaic tile"),
+}
 
 
 def _rational(x, denominator=1000):
     return int(round(x * denominator)), denominator
 
 
-def write_dng(path, bayer, iso, fnumber, exposure):
-    """An uncompressed RGGB DNG that LibRaw decodes like a Sony A7S II raw (levels 512/16383)."""
+def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony']):
+    """An uncompressed CFA DNG that LibRaw decodes like the camera's raw (by default a Sony A7S II:
+    RGGB, levels 512/16383; CAMERAS['fuji']: X-T2 X-Trans, levels 1024/16383)."""
     import tifffile
     matrix = []
     for row in XYZ_TO_SRGB:
         for v in row:
             matrix += [int(round(v * MATRIX_DENOMINATOR)), MATRIX_DENOMINATOR]
+    cfa = np.asarray(camera.cfa)
     tags = [
         (254, 4, 1, 0, True),                        # NewSubfileType: main image
-        (271, 2, 0, 'Sony', True),                   # Make
-        (272, 2, 0, 'ILCE-7SM2', True),              # Model
-        (33421, 3, 2, (2, 2), True),                 # CFARepeatPatternDim
-        (33422, 1, 4, (0, 1, 1, 2), True),           # CFAPattern: RGGB
+        (271, 2, 0, camera.make, True),              # Make
+        (272, 2, 0, camera.model, True),             # Model
+        (33421, 3, 2, cfa.shape, True),              # CFARepeatPatternDim
+        (33422, 1, cfa.size, tuple(int(c) for c in cfa.flat), True),  # CFAPattern, row by row
         (33434, 5, 1, _rational(exposure, 100000), True),   # ExposureTime
         (33437, 5, 1, _rational(fnumber, 10), True),        # FNumber
         (34855, 3, 1, int(iso), True),               # ISOSpeedRatings
         (50706, 1, 4, (1, 4, 0, 0), True),           # DNGVersion
         (50707, 1, 4, (1, 1, 0, 0), True),           # DNGBackwardVersion
-        (50708, 2, 0, 'Sony ILCE-7SM2 (generated)', True),  # UniqueCameraModel
+        (50708, 2, 0, '%s %s (generated)' % (camera.make, camera.model), True),  # UniqueCameraModel
         (50710, 1, 3, (0, 1, 2), True),              # CFAPlaneColor
         (50711, 3, 1, 1, True),                      # CFALayout: rectangular
         (50713, 3, 2, (1, 1), True),                 # BlackLevelRepeatDim
-        (50714, 4, 1, sid_io.BLACK_LEVEL, True),     # BlackLevel
-        (50717, 4, 1, sid_io.WHITE_LEVEL, True),     # WhiteLevel
+        (50714, 4, 1, camera.black, True),           # BlackLevel
+        (50717, 4, 1, camera.white, True),           # WhiteLevel
         (50721, 10, 9, tuple(matrix), True),         # ColorMatrix1
         (50728, 5, 3, (1, 1, 1, 1, 1, 1), True),     # AsShotNeutral: no white-balance change
         (50778, 3, 1, 21, True),                     # CalibrationIlluminant1: D65
     ]
     with sid_io.atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp) as tif:
-            tif.write(bayer, photometric=32803, compression=None, metadata=None,
+            tif.write(mosaic_u16, photometric=32803, compression=None, metadata=None,
                       software=False, extratags=tags)
 
 
@@ -106,30 +131,38 @@ def make_scene(rng, height, width):
     return np.clip(scene, 0.0, 1.0)
 
 
-def mosaic(scene):
-    """Sample an [H, W, 3] image on the RGGB pattern -> [H, W]."""
-    channel = ((0, 1), (1, 2))  # R G / G B
+def mosaic(scene, cfa):
+    """Sample an [H, W, 3] image on a CFA (colour index per site of its repeat tile) -> [H, W]."""
+    rows, cols = np.shape(cfa)
     out = np.empty(scene.shape[:2], dtype=scene.dtype)
-    for y in (0, 1):
-        for x in (0, 1):
-            out[y::2, x::2] = scene[y::2, x::2, channel[y][x]]
+    for y in range(rows):
+        for x in range(cols):
+            out[y::rows, x::cols] = scene[y::rows, x::cols, cfa[y][x]]
     return out
 
 
-def long_exposure(rng, scene):
+def long_exposure(rng, scene, camera):
     """Clean ground-truth raw counts (uint16) of a linear scene."""
-    signal = mosaic(scene) * (LONG_FILL * (sid_io.WHITE_LEVEL - sid_io.BLACK_LEVEL))
-    counts = sid_io.BLACK_LEVEL + signal + rng.normal(0.0, 1.0, size=signal.shape)
-    return np.clip(np.round(counts), 0, sid_io.WHITE_LEVEL).astype(np.uint16)
+    signal = mosaic(scene, camera.cfa) * (LONG_FILL * (camera.white - camera.black))
+    counts = camera.black + signal + rng.normal(0.0, 1.0, size=signal.shape)
+    return np.clip(np.round(counts), 0, camera.white).astype(np.uint16)
 
 
-def short_exposure(rng, long_raw, ratio, iso):
+def short_exposure(rng, long_raw, ratio, iso, camera):
     """Raw counts of a `ratio`-times shorter exposure: shot noise (gain grows with ISO) + read noise."""
-    signal = (long_raw.astype(np.float32) - sid_io.BLACK_LEVEL).clip(0) / ratio
+    signal = (long_raw.astype(np.float32) - camera.black).clip(0) / ratio
     gain = iso / 400.0  # DN per electron: higher ISO, fewer electrons per count, more noise
     electrons = rng.poisson(signal / gain)
-    counts = sid_io.BLACK_LEVEL + electrons * gain + rng.normal(0.0, READ_NOISE_DN, signal.shape)
-    return np.clip(np.round(counts), 0, sid_io.WHITE_LEVEL).astype(np.uint16)
+    counts = camera.black + electrons * gain + rng.normal(0.0, READ_NOISE_DN, signal.shape)
+    return np.clip(np.round(counts), 0, camera.white).astype(np.uint16)
+
+
+def check_size(camera, height, width):
+    if height % camera.side_multiple or width % camera.side_multiple or \
+            min(height, width) < camera.min_side:
+        raise sid_io.SidError('--height/--width must be %s>= %d (%s), got %dx%d' % (
+            'even and ' if camera.side_multiple == 2 else '', camera.min_side, camera.size_reason,
+            height, width))
 
 
 def scene_ids(split, count):
@@ -137,39 +170,47 @@ def scene_ids(split, count):
     return [first + i + 1 for i in range(count)]
 
 
-def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list_dir):
-    """Write the raws and list files; returns {split: [list lines]}."""
-    if height % 2 or width % 2 or height < 22 or width < 22:
-        raise sid_io.SidError('--height/--width must be even and >= 22 (LibRaw minimum), got %dx%d'
-                              % (height, width))
+def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list_dir,
+             camera='sony'):
+    """Write the raws and list files of `camera` (a CAMERAS key); returns {split: [list lines]}."""
+    camera = CAMERAS[camera]
+    check_size(camera, height, width)
     lines = {}
     for split, count in (('train', n_train), ('test', n_test), ('val', n_val)):
         lines[split] = []
         for sid in scene_ids(split, count):
             rng = np.random.default_rng([seed, sid])
             scene = make_scene(rng, height, width)
-            long_raw = long_exposure(rng, scene)
-            long_rel = './Sony/long/%05d_00_%gs.dng' % (sid, LONG_EXPOSURE)
+            long_raw = long_exposure(rng, scene, camera)
+            long_rel = './%s/long/%05d_00_%gs.dng' % (camera.folder, sid, LONG_EXPOSURE)
             fnumber = float(rng.choice(F_CHOICES))
-            write_dng(os.path.join(data_dir, long_rel), long_raw, 100, fnumber, LONG_EXPOSURE)
+            write_dng(os.path.join(data_dir, long_rel), long_raw, 100, fnumber, LONG_EXPOSURE,
+                      camera)
             short_time = SHORT_EXPOSURES[sid % len(SHORT_EXPOSURES)]
             iso = int(rng.choice(ISO_CHOICES))
             for burst in range(bursts):
-                short_rel = './Sony/short/%05d_%02d_%gs.dng' % (sid, burst, short_time)
+                short_rel = './%s/short/%05d_%02d_%gs.dng' % (camera.folder, sid, burst,
+                                                               short_time)
                 ratio = sid_io.exposure_ratio(short_rel, long_rel)
-                raw = short_exposure(rng, long_raw, ratio, iso)
-                write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time)
+                raw = short_exposure(rng, long_raw, ratio, iso, camera)
+                write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,
+                          camera)
                 lines[split].append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
-        sid_io.write_list(lines[split], os.path.join(list_dir, LIST_NAMES[split]))
+        sid_io.write_list(lines[split], os.path.join(list_dir, camera.list_names[split]))
     return lines
 
 
 def define_flags():
     from absl import flags
-    flags.DEFINE_string('data_dir', 'dataset', 'dataset root; raws go to <data_dir>/Sony/{short,long}')
-    flags.DEFINE_string('list_dir', '.', 'where Sony_{train,test,val}_list.txt are written')
-    flags.DEFINE_integer('height', 512, 'raw height in pixels (even; the real Sony size is 2848)')
-    flags.DEFINE_integer('width', 768, 'raw width in pixels (even; the real Sony size is 4256)')
+    flags.DEFINE_enum('camera', 'sony', sorted(CAMERAS),
+                      'sony: A7S II Bayer raws; fuji: X-T2 X-Trans raws (the paper\'s two cameras)')
+    flags.DEFINE_string('data_dir', 'dataset',
+                        'dataset root; raws go to <data_dir>/{Sony,Fuji}/{short,long}')
+    flags.DEFINE_string('list_dir', '.', 'where {Sony,Fuji}_{train,test,val}_list.txt are written')
+    flags.DEFINE_integer('height', 512, 'raw height in pixels (Sony: even, real 2848; '
+                         'Fuji: >= %d, real 4032)' % XTRANS_MIN_SIDE)
+    flags.DEFINE_integer('width', 768, 'raw width in pixels (Sony: even, real 4256; '
+                         'Fuji: >= %d, real 6032)' % XTRANS_MIN_SIDE)
     flags.DEFINE_integer('train_scenes', 8, 'number of training scenes (ids 0xxxx)')
     flags.DEFINE_integer('test_scenes', 3, 'number of test scenes (ids 1xxxx)')
     flags.DEFINE_integer('val_scenes', 2, 'number of validation scenes (ids 2xxxx)')
@@ -183,8 +224,8 @@ def main(argv):
     from absl import flags
     f = flags.FLAGS
     lines = generate(f.data_dir, f.height, f.width, f.train_scenes, f.test_scenes, f.val_scenes,
-                     f.bursts, f.seed, f.list_dir)
-    print('wrote %s: %s' % (os.path.join(f.data_dir, 'Sony'),
+                     f.bursts, f.seed, f.list_dir, f.camera)
+    print('wrote %s: %s' % (os.path.join(f.data_dir, CAMERAS[f.camera].folder),
                             ', '.join('%d %s pairs' % (len(v), k) for k, v in lines.items())))
 
 

@@ -74,3 +74,121 @@ def test_full_size_is_a_flag_and_bad_sizes_fail_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         'error: --height/--width must be even and >= 22 (LibRaw minimum), got 95x136']
     assert not os.path.exists(str(tmp_path / 'Sony'))
+
+
+# ---------------------------------------------------------------- Fuji X-Trans (--camera=fuji)
+# The smallest raws LibRaw demosaics (postprocess) as X-Trans; neither side a multiple of 6, like
+# the X-T2's 6032 columns, so packing crops.
+FUJI_HEIGHT, FUJI_WIDTH = make_dataset.XTRANS_MIN_SIDE, make_dataset.XTRANS_MIN_SIDE + 8
+GT_FLAGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
+
+
+@pytest.fixture(scope='module')
+def tiny_fuji(tmp_path_factory):
+    root = tmp_path_factory.mktemp('fuji')
+    make_tiny_dataset(root, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH, n_train=2,
+                      n_test=1, n_val=1)
+    return root
+
+
+def test_fuji_layout_names_and_lists(tiny_fuji):
+    assert sorted(os.listdir(str(tiny_fuji))) == [
+        'Fuji', 'Fuji_test_list.txt', 'Fuji_train_list.txt', 'Fuji_val_list.txt']
+    assert sorted(os.listdir(str(tiny_fuji / 'Fuji' / 'long'))) == [
+        '00001_00_10s.dng', '00002_00_10s.dng', '10001_00_10s.dng', '20001_00_10s.dng']
+    assert len(os.listdir(str(tiny_fuji / 'Fuji' / 'short'))) == 2 * 4
+    for split, name in make_dataset.FUJI_LIST_NAMES.items():
+        assert name == 'Fuji_%s_list.txt' % split
+        pairs = sid_io.read_list(str(tiny_fuji / name), str(tiny_fuji))
+        assert {sid_io.parse_name(p.short)[0] // 10000 for p in pairs} == {sid_io.SPLITS[split]}
+    line = (tiny_fuji / 'Fuji_test_list.txt').read_text().splitlines()[0]
+    iso, fnumber, _ = sid_io.read_exif(str(tiny_fuji / 'Fuji/short/10001_00_0.033s.dng'))
+    assert line == './Fuji/short/10001_00_0.033s.dng ./Fuji/long/10001_00_10s.dng ISO%d F%g' % (
+        iso, fnumber)
+
+
+def test_fuji_raws_decode_as_x_t2_x_trans_with_fuji_levels(tiny_fuji):
+    import rawpy
+    with rawpy.imread(str(tiny_fuji / 'Fuji/long/00001_00_10s.dng')) as raw:
+        sid_io.check_xtrans('long', raw)
+        assert raw.raw_pattern.tolist() == [list(row) for row in sid_io.XTRANS_CFA]
+        assert (raw.raw_type, raw.num_colors, raw.color_desc) == (rawpy.RawType.Flat, 3, b'RGBG')
+        assert raw.black_level_per_channel == [1024] * 4 and raw.white_level == 16383
+        visible = np.array(raw.raw_image_visible, copy=True)
+        rgb = raw.postprocess(**GT_FLAGS)  # the ground truth's flags, at the smallest size
+    assert visible.shape == (FUJI_HEIGHT, FUJI_WIDTH) and visible.min() >= 1024 - 5
+    assert rgb.shape == (FUJI_HEIGHT, FUJI_WIDTH, 3) and rgb.dtype == np.uint16
+    assert rgb.std() > 0.05 * 65535  # edges, gradients and textures survive the demosaic
+
+
+def test_fuji_short_exposures_are_dark_by_the_ratio_and_noisy(tiny_fuji):
+    import rawpy
+
+    def packed(name):
+        with rawpy.imread(str(tiny_fuji / name)) as raw:
+            mosaic_ = np.array(raw.raw_image_visible, copy=True)
+        return sid_io.normalize(sid_io.pack_xtrans(mosaic_), sid_io.FUJI_BLACK_LEVEL,
+                                sid_io.FUJI_WHITE_LEVEL)
+
+    long_ = packed('Fuji/long/00001_00_10s.dng')
+    short = packed('Fuji/short/00001_00_0.04s.dng')
+    assert long_.shape == (510 // 3, 516 // 3, 9) and long_.std() > 0.1
+    assert short.mean() * 250 == pytest.approx(long_.mean(), rel=0.05)
+    assert (short * 250 - long_).std() > 0.05
+    assert not np.array_equal(short, packed('Fuji/short/00001_01_0.04s.dng'))
+
+
+def test_libraw_demosaics_x_trans_only_from_the_minimum_size_on(tmp_path):
+    import rawpy
+    fuji = make_dataset.CAMERAS['fuji']
+    side = make_dataset.XTRANS_MIN_SIDE
+    for height, width, works in [(side, side, True), (side - 1, 4 * side, False),
+                                 (4 * side, side - 1, False)]:
+        path = str(tmp_path / ('%dx%d.dng' % (height, width)))
+        make_dataset.write_dng(path, np.full((height, width), 3000, np.uint16), 100, 8.0, 10.0,
+                               fuji)
+        with rawpy.imread(path) as raw:
+            assert raw.raw_image_visible.shape == (height, width)  # the mosaic always decodes
+            if works:
+                assert raw.postprocess(**GT_FLAGS).shape == (height, width, 3)
+            else:
+                with pytest.raises(rawpy.LibRawIOError):
+                    raw.postprocess(**GT_FLAGS)
+
+
+def test_fuji_same_seed_gives_identical_files(tmp_path):
+    for name in ('a', 'b'):
+        make_tiny_dataset(tmp_path / name, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH,
+                          n_train=1, n_test=0, n_val=0, bursts=1)
+    files = all_files(tmp_path / 'a')
+    assert len(files) == 2 + 3
+    match, mismatch, errors = filecmp.cmpfiles(str(tmp_path / 'a'), str(tmp_path / 'b'), files,
+                                               shallow=False)
+    assert (len(match), mismatch, errors) == (len(files), [], [])
+
+
+def test_fuji_sizes_below_the_x_trans_tile_fail_in_one_line(tmp_path):
+    result = run_script('scripts/make_dataset.py', '--camera', 'fuji', '--data_dir', tmp_path,
+                        '--list_dir', tmp_path, '--height', 511, '--width', 768)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --height/--width must be >= 512 (LibRaw's X-Trans demosaic tile), got 511x768"]
+    assert not os.path.exists(str(tmp_path / 'Fuji'))
+
+
+# sha256 of raws written by make_dataset.py before it had a camera option (same on numpy 1.18 /
+# tifffile 2021.11 and numpy 2 / tifffile 2026): Sony generation must stay byte-identical.
+SONY_SHA256_BEFORE_CAMERA_OPTION = {
+    'Sony/long/00001_00_10s.dng':
+        '6950787ee4bf0f9cd38b84f45f104007214f4e2ed89634fcc654cad3dbc432c9',
+    'Sony/short/00001_00_0.04s.dng':
+        '9e3163fe2c8ba692ccc873c912145cb14fbd28acfe9fe05c362baa59e1d3d528',
+}
+
+
+def test_sony_raws_are_byte_identical_to_before_the_camera_option(tmp_path):
+    import hashlib
+    make_tiny_dataset(tmp_path, height=96, width=136, n_train=1, n_test=0, n_val=0, bursts=1,
+                      seed=0)
+    for name, digest in SONY_SHA256_BEFORE_CAMERA_OPTION.items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
