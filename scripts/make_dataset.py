@@ -3,7 +3,8 @@
 The real SID data (25 GB) is not always at hand. These files go through exactly the same rawpy path
 as real ARWs (LibRaw reads them with its DNG loader rather than its Sony decoder): RGGB, black 512,
 white 16383, SID file names (exposure parsed from the name), EXIF ISO / F-number / exposure time,
-and the three list files. Scenes have edges, colour gradients and textures; short exposures carry
+and the three list files (in the dataset folder: the authors' lists in the project root stay as
+they are). Scenes have edges, colour gradients and textures; short exposures carry
 Poisson shot noise and Gaussian read noise at the paper's ratios 100, 250 and 300.
 
     python3 scripts/make_dataset.py --data_dir=dataset --height=2848 --width=4256   # full size
@@ -13,7 +14,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_ROOT)
 import sid_io  # noqa: E402
 
 LONG_EXPOSURE = 10.0  # seconds, as most SID long exposures
@@ -31,6 +33,15 @@ XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
 MATRIX_DENOMINATOR = 10000
 LIST_NAMES = {'train': 'Sony_train_list.txt', 'test': 'Sony_test_list.txt',
               'val': 'Sony_val_list.txt'}
+
+
+def list_paths(list_dir):
+    """{split: list path} in list_dir, which must not be the project root (the authors' lists)."""
+    if os.path.realpath(list_dir) == os.path.realpath(PROJECT_ROOT):
+        raise sid_io.SidError('%s: the project root holds the authors\' official list files; write '
+                              'the lists of this dataset elsewhere (default: its data_dir)'
+                              % list_dir)
+    return {split: os.path.join(list_dir, name) for split, name in LIST_NAMES.items()}
 
 
 def _rational(x, denominator=1000):
@@ -142,6 +153,7 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
     if height % 2 or width % 2 or height < 22 or width < 22:
         raise sid_io.SidError('--height/--width must be even and >= 22 (LibRaw minimum), got %dx%d'
                               % (height, width))
+    paths = list_paths(list_dir)
     lines = {}
     for split, count in (('train', n_train), ('test', n_test), ('val', n_val)):
         lines[split] = []
@@ -160,14 +172,16 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
                 raw = short_exposure(rng, long_raw, ratio, iso)
                 write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time)
                 lines[split].append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
-        sid_io.write_list(lines[split], os.path.join(list_dir, LIST_NAMES[split]))
+        sid_io.write_list(lines[split], paths[split])
     return lines
 
 
 def define_flags():
     from absl import flags
     flags.DEFINE_string('data_dir', 'dataset', 'dataset root; raws go to <data_dir>/Sony/{short,long}')
-    flags.DEFINE_string('list_dir', '.', 'where Sony_{train,test,val}_list.txt are written')
+    flags.DEFINE_string('list_dir', '', 'where Sony_{train,test,val}_list.txt are written '
+                        '(default: the data_dir; never the project root, where the official '
+                        'lists are)')
     flags.DEFINE_integer('height', 512, 'raw height in pixels (even; the real Sony size is 2848)')
     flags.DEFINE_integer('width', 768, 'raw width in pixels (even; the real Sony size is 4256)')
     flags.DEFINE_integer('train_scenes', 8, 'number of training scenes (ids 0xxxx)')
@@ -183,7 +197,7 @@ def main(argv):
     from absl import flags
     f = flags.FLAGS
     lines = generate(f.data_dir, f.height, f.width, f.train_scenes, f.test_scenes, f.val_scenes,
-                     f.bursts, f.seed, f.list_dir)
+                     f.bursts, f.seed, f.list_dir or f.data_dir)
     print('wrote %s: %s' % (os.path.join(f.data_dir, 'Sony'),
                             ', '.join('%d %s pairs' % (len(v), k) for k, v in lines.items())))
 
