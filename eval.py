@@ -1,22 +1,24 @@
 """Score test_Sony.py's 8-bit outputs against their ground truths: PSNR and SSIM per image, per
-exposure ratio (x100, x250, x300) and overall, under a named, reproducible protocol.
+exposure ratio (x100, x250, x300) and overall, under named, reproducible protocols.
 
-Published SID numbers disagree mostly because the protocol is left unstated (sid_facts.md):
+Published SID numbers disagree mostly because the protocol is left unstated. The metrics live in
+metrics.py (one implementation, also used during training):
   PSNR  10 log10(255^2 / MSE) over all pixels and channels of the 8-bit PNGs (one formula, as
         the paper; the average is the mean of per-image PSNRs).
-  SSIM  --ssim=skimage (default): skimage structural_similarity averaged over the RGB channels,
-        default 7x7 uniform window with sample covariance, data_range 255 - the Ascend ModelZoo
-        protocol, which gives lower values than the paper's MATLAB ssim.
-        --ssim=wang: Wang et al. 2004 settings - Gaussian window (sigma 1.5), population
-        covariance, data_range 255, also averaged over the channels.
-Every output names the protocol, the pair set (burst _00 only, or all) and whether the authors'
+  SSIM  --ssim=skimage (default): skimage's defaults averaged over RGB (the Ascend ModelZoo
+        protocol); --ssim=wang: Wang et al. 2004 Gaussian window, per channel; --ssim=matlab:
+        MATLAB's ssim defaults, the protocol of the paper's 28.88 / 0.787; --ssim=all: every
+        protocol in one pass, one table.
+Every output names the protocols, the pair set (burst _00 only, or all) and whether the authors'
 three misaligned scenes were left out (--exclude).
 
-Prints `average psnr: X` and `average ssim: Y` (the lines ModelZoo's tooling parses) and a table
-per ratio, and writes eval_<ssim>[_exclude].{csv,json,md} next to the images.
+Prints `average psnr: X` and `average ssim: Y` (the lines ModelZoo's tooling parses; Y is the
+first protocol scored, skimage with --ssim=all), `average ssim <protocol>: Y` for each protocol,
+a table per ratio with one SSIM column per protocol, and writes
+eval_<ssim>[_exclude].{csv,json,md} next to the images.
 
     python3 eval.py                          # ./result_Sony/final/, all cores
-    python3 eval.py --ssim=wang --exclude
+    python3 eval.py --ssim=all --exclude     # the three SSIM protocols, misaligned scenes left out
 """
 import csv
 import io
@@ -29,16 +31,9 @@ from collections import OrderedDict
 import numpy as np
 
 import sid_io
+from metrics import SSIM_PROTOCOLS, psnr, ssim
 
-PEAK = 255.0  # 8-bit PNGs
-SSIM_PROTOCOLS = OrderedDict([
-    ('skimage', ('skimage structural_similarity, mean over RGB channels, 7x7 uniform window, '
-                 'sample covariance, data_range 255 (Ascend ModelZoo protocol)',
-                 dict(data_range=PEAK))),
-    ('wang', ('Wang et al. 2004: Gaussian window sigma 1.5, population covariance, data_range 255, '
-              'mean over RGB channels',
-              dict(data_range=PEAK, gaussian_weights=True, sigma=1.5, use_sample_covariance=False))),
-])
+ALL_PROTOCOLS = 'all'  # --ssim value: every protocol of metrics.SSIM_PROTOCOLS
 MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
 RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
@@ -46,42 +41,28 @@ OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's resul
 # The closing lines ModelZoo tooling greps; scripts/parse_log.py parses them with these regexes.
 PSNR_LOG = 'average psnr: %.4f'
 SSIM_LOG = 'average ssim: %.4f'
+PROTOCOL_SSIM_LOG = 'average ssim %s: %.4f'
 _FLOAT = r'([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)'
 PSNR_LOG_RE = re.compile(r'^average psnr: %s$' % _FLOAT)
 SSIM_LOG_RE = re.compile(r'^average ssim: %s$' % _FLOAT)
+PROTOCOL_SSIM_LOG_RE = re.compile(r'^average ssim (\w+): %s$' % _FLOAT)
 
 
 def define_flags():
     from absl import flags
     flags.DEFINE_string('result_dir', './result_Sony/',
                         'test_Sony.py --result_dir, or its final/ folder with the PNGs')
-    flags.DEFINE_enum('ssim', 'skimage', list(SSIM_PROTOCOLS), 'SSIM protocol: ' + '; '.join(
-        '%s = %s' % (k, v[0]) for k, v in SSIM_PROTOCOLS.items()))
+    flags.DEFINE_enum('ssim', 'skimage', list(SSIM_PROTOCOLS) + [ALL_PROTOCOLS],
+                      'SSIM protocol: ' + '; '.join('%s = %s' % (k, v.description)
+                                                    for k, v in SSIM_PROTOCOLS.items())
+                      + '; all = every one of them in one pass')
     flags.DEFINE_bool('exclude', False, 'leave out the misaligned scenes (--exclude_scenes)')
     flags.DEFINE_list('exclude_scenes', list(MISALIGNED_SCENES),
-                      'scene ids left out with --exclude (default: the authors\' misaligned scenes)')
+                      'scene ids left out with --exclude (default: the authors\' misaligned '
+                      'scenes)')
     flags.DEFINE_bool('first_burst', False, 'score only the _00 pairs (the official test set) '
                       'when the folder also holds test_Sony.py --all_pairs results')
     flags.DEFINE_integer('jobs', 0, 'worker processes; 0 = one per CPU core, 1 = no pool')
-
-
-# ---------------------------------------------------------------- metrics
-
-def psnr(a, b):
-    """10 log10(255^2 / MSE) over all pixels and channels (inf for identical images)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float('inf') if mse == 0 else float(10.0 * np.log10(PEAK ** 2 / mse))
-
-
-def ssim(a, b, protocol='skimage'):
-    """SSIM of two HxWx3 uint8 images, averaged over channels, under a named protocol."""
-    import skimage
-    from skimage.metrics import structural_similarity
-    version = tuple(int(x) for x in re.findall(r'\d+', skimage.__version__)[:2])
-    # channel_axis arrived in skimage 0.19; the Ascend image's 0.17/0.18 only know multichannel.
-    channels = dict(channel_axis=-1) if version >= (0, 19) else dict(multichannel=True)
-    kwargs = dict(SSIM_PROTOCOLS[protocol][1], **channels)
-    return float(structural_similarity(a, b, **kwargs))
 
 
 def read_png(path, with_info=False):
@@ -100,16 +81,20 @@ def read_png(path, with_info=False):
 
 
 def score(job):
-    """Worker: (out_path, gt_path, protocol) -> (psnr, ssim, checkpoint stamp of the output or None).
-
-    Module level so a Pool can pickle it.
+    """Worker: (out_path, gt_path, protocols) -> (psnr, (ssim of each protocol), checkpoint stamp
+    of the output or None). Module level so a Pool can pickle it.
     """
-    out_path, gt_path, protocol = job
+    out_path, gt_path, protocols = job
     (out, info), gt = read_png(out_path, with_info=True), read_png(gt_path)
     if out.shape != gt.shape:
         raise sid_io.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
-            out_path, out.shape[1], out.shape[0], os.path.basename(gt_path), gt.shape[1], gt.shape[0]))
-    return psnr(out, gt), ssim(out, gt, protocol), info.get(CHECKPOINT_KEY)
+            out_path, out.shape[1], out.shape[0], os.path.basename(gt_path), gt.shape[1],
+            gt.shape[0]))
+    try:
+        ssims = tuple(ssim(out, gt, protocol) for protocol in protocols)
+    except sid_io.SidError as e:  # e.g. an image smaller than the SSIM window
+        raise sid_io.SidError('%s: %s' % (out_path, e))
+    return psnr(out, gt), ssims, info.get(CHECKPOINT_KEY)
 
 
 # ---------------------------------------------------------------- results folder
@@ -139,31 +124,38 @@ def list_results(final_dir, exclude_scenes=(), first_burst=False):
     return items
 
 
-def summarize(items, scores):
-    """OrderedDict label -> (count, mean psnr, mean ssim) for each ratio and 'all'."""
+def summarize(items, scores, protocols):
+    """OrderedDict label -> (count, mean psnr, (mean ssim of each protocol)) per ratio and 'all'."""
     groups = OrderedDict(('x%d' % r, []) for r in RATIOS)
     for item, s in zip(items, scores):
-        groups.setdefault('x%d' % item[2], []).append(s[:2])
-    groups['all'] = [s[:2] for s in scores]
-    return OrderedDict((label, (len(v), float(np.mean([p for p, _ in v])) if v else float('nan'),
-                                float(np.mean([q for _, q in v])) if v else float('nan')))
+        groups.setdefault('x%d' % item[2], []).append(s)
+    groups['all'] = list(scores)
+    nan = float('nan')
+    return OrderedDict((label, (len(v), float(np.mean([s[0] for s in v])) if v else nan,
+                                tuple(np.mean([s[1] for s in v], axis=0).tolist()) if v
+                                else (nan,) * len(protocols)))
                        for label, v in groups.items())
 
 
-def describe_protocol(items, ssim_protocol, excluded):
+def describe_protocol(items, protocols, excluded):
+    """One line naming the PSNR formula, each SSIM protocol, the pair set and the exclusions."""
     bursts = sorted(set(item[1] for item in items))
     pairs = 'first burst frame _00 only' if bursts == [0] else 'all pairs (%d burst indices)' % len(
         bursts)
-    return ('PSNR: 8-bit RGB, 10 log10(255^2/MSE) over all pixels and channels | SSIM (%s): %s | '
-            'pairs: %s, %d images | %s' % (
-                ssim_protocol, SSIM_PROTOCOLS[ssim_protocol][0], pairs, len(items),
-                'scenes %s excluded' % ','.join(excluded) if excluded else 'no scene excluded'))
+    return 'PSNR: 8-bit RGB, 10 log10(255^2/MSE) over all pixels and channels | %s | ' \
+        'pairs: %s, %d images | %s' % (
+            ' | '.join('SSIM (%s): %s' % (p, SSIM_PROTOCOLS[p].description) for p in protocols),
+            pairs, len(items),
+            'scenes %s excluded' % ','.join(excluded) if excluded else 'no scene excluded')
 
 
-def markdown_table(summary):
-    lines = ['| ratio | images | PSNR (dB) | SSIM |', '|---|---|---|---|']
-    lines += [('| %s | %d | %.2f | %.4f |' % (label, n, p, s)) if n else '| %s | 0 | - | - |' % label
-              for label, (n, p, s) in summary.items()]
+def markdown_table(summary, protocols):
+    """ratio x (images, PSNR, one SSIM column per protocol)."""
+    lines = ['| ratio | images | PSNR (dB) | %s |' % ' | '.join('SSIM (%s)' % p for p in protocols),
+             '|---|---|---|%s' % ('---|' * len(protocols))]
+    for label, (n, p, ssims) in summary.items():
+        values = ['%.2f' % p] + ['%.4f' % s for s in ssims] if n else ['-'] * (1 + len(ssims))
+        lines.append('| %s | %d | %s |' % (label, n, ' | '.join(values)))
     return '\n'.join(lines)
 
 
@@ -184,28 +176,40 @@ def describe_checkpoints(scores):
         len(stamps), ' and %d unrecorded' % unknown if unknown else '')
 
 
-def write_reports(final_dir, stem, items, scores, summary, protocol):
-    """CSV (one row per image), JSON (everything) and Markdown (the table), each atomically."""
+def by_protocol(protocols, values):
+    return OrderedDict((p, finite(v)) for p, v in zip(protocols, values))
+
+
+def write_reports(final_dir, stem, items, scores, summary, protocols, excluded):
+    """CSV (one row per image and SSIM protocol), JSON (everything) and Markdown (the table), each
+    atomically. 'ssim' in the JSON is the first protocol's (the one `average ssim:` prints)."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
+    protocol = describe_protocol(items, protocols, excluded)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator='\n')
-    writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'checkpoint', 'protocol'])
-    for (scene, burst, ratio, out_path, _), (p, s, stamp) in zip(items, scores):
-        writer.writerow([os.path.basename(out_path), scene, '%02d' % burst, ratio,
-                         '%.4f' % p, '%.6f' % s, stamp or '', protocol])
+    writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'ssim_protocol',
+                     'checkpoint', 'protocol'])
+    for k, name in enumerate(protocols):
+        row_protocol = describe_protocol(items, [name], excluded)
+        for (scene, burst, ratio, out_path, _), (p, s, stamp) in zip(items, scores):
+            writer.writerow([os.path.basename(out_path), scene, '%02d' % burst, ratio,
+                             '%.4f' % p, '%.6f' % s[k], name, stamp or '', row_protocol])
     report = OrderedDict([
         ('protocol', protocol),
+        ('ssim_protocols', list(protocols)),
         ('checkpoint', describe_checkpoints(scores)),
-        ('average_psnr', finite(summary['all'][1])), ('average_ssim', finite(summary['all'][2])),
-        ('per_ratio', OrderedDict((k, dict(images=n, psnr=finite(p), ssim=finite(s)))
+        ('average_psnr', finite(summary['all'][1])), ('average_ssim', finite(summary['all'][2][0])),
+        ('average_ssim_by_protocol', by_protocol(protocols, summary['all'][2])),
+        ('per_ratio', OrderedDict((k, dict(images=n, psnr=finite(p), ssim=finite(s[0]),
+                                           ssim_by_protocol=by_protocol(protocols, s)))
                                   for k, (n, p, s) in summary.items())),
         ('images', [dict(image=os.path.basename(o), scene=sc, burst=b, ratio=r, psnr=finite(p),
-                         ssim=s, checkpoint=stamp)
+                         ssim=s[0], ssim_by_protocol=by_protocol(protocols, s), checkpoint=stamp)
                     for (sc, b, r, o, _), (p, s, stamp) in zip(items, scores)]),
     ])
     contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
                 '%s\n\n%s\n\n%s\n' % (protocol, describe_checkpoints(scores),
-                                        markdown_table(summary)))
+                                        markdown_table(summary, protocols)))
     for path, content in zip(paths, contents):
         with sid_io.atomic_write(path, 'w') as f:
             f.write(content)
@@ -224,26 +228,32 @@ def main(argv):
     items = list_results(final_dir, excluded, f.first_burst)
     if not items:
         raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
-    protocol = describe_protocol(items, f.ssim, excluded)
-    print(protocol)
+    protocols = list(SSIM_PROTOCOLS) if f.ssim == ALL_PROTOCOLS else [f.ssim]
+    print(describe_protocol(items, protocols, excluded))
 
-    jobs = [(out_path, gt_path, f.ssim) for _, _, _, out_path, gt_path in items]
+    jobs = [(out_path, gt_path, protocols) for _, _, _, out_path, gt_path in items]
     processes = min(f.jobs or os.cpu_count() or 1, len(jobs))
     start = time.time()
+    # No bar unless stderr is a terminal (errors stay one line in logs); closed before an error.
+    progress = dict(total=len(jobs), unit='image', disable=None)
     if processes == 1:
-        scores = [score(job) for job in tqdm(jobs, unit='image')]
+        with tqdm(jobs, **progress) as bar:
+            scores = [score(job) for job in bar]
     else:
         with multiprocessing.Pool(processes) as pool:
-            scores = list(tqdm(pool.imap(score, jobs), total=len(jobs), unit='image'))
+            with tqdm(pool.imap(score, jobs), **progress) as bar:
+                scores = list(bar)
     seconds = time.time() - start
 
-    summary = summarize(items, scores)
+    summary = summarize(items, scores, protocols)
     stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
-    paths = write_reports(final_dir, stem, items, scores, summary, protocol)
+    paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded)
     print(describe_checkpoints(scores))
-    print(markdown_table(summary))
+    print(markdown_table(summary, protocols))
+    for name, value in zip(protocols, summary['all'][2]):
+        print(PROTOCOL_SSIM_LOG % (name, value))
     print(PSNR_LOG % summary['all'][1])
-    print(SSIM_LOG % summary['all'][2])
+    print(SSIM_LOG % summary['all'][2][0])
     print('evaluated %d images in %.1f s with %d process%s; wrote %s'
           % (len(items), seconds, processes, '' if processes == 1 else 'es',
              ', '.join(paths)))

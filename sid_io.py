@@ -17,6 +17,8 @@ BLACK_LEVEL = 512
 WHITE_LEVEL = 16383
 MAX_RATIO = 300  # the paper caps the amplification ratio
 GT_SCALE = 65535.0  # rawpy postprocess with output_bps=16
+# The paper's development of the long exposure into the ground truth.
+GT_POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
 # Positions of R, G, B, G in a 2x2 RGGB cell, in the paper's channel order.
 BAYER_OFFSETS = ((0, 0), (0, 1), (1, 1), (1, 0))
 SPLITS = {'train': 0, 'test': 1, 'val': 2}  # first digit of the scene id
@@ -266,8 +268,7 @@ def pack_raw(path, levels='paper'):
 
 def postprocess(path, **overrides):
     """rawpy postprocess with the paper's ground-truth flags -> uint16 [H, W, 3]."""
-    args = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
-    args.update(overrides)
+    args = dict(GT_POSTPROCESS, **overrides)
     with open_raw(path) as raw:
         _check_bayer(path, raw)
         rgb = raw.postprocess(**args)
@@ -277,6 +278,20 @@ def postprocess(path, **overrides):
 def read_ground_truth(path):
     """The long exposure as the paper's target: postprocessed sRGB in [0, 1] float32."""
     return postprocess(path).astype(np.float32) / np.float32(GT_SCALE)
+
+
+def develop_amplified(path, ratio):
+    """The network's input as a picture: raw counts above black times `ratio`, clipped at white
+    (as pack_raw + amplify clip at 1), developed like the ground truth -> uint16 [H, W, 3].
+
+    Uses the file's own levels and any CFA, so it shows other cameras' raws as they are.
+    """
+    with open_raw(path) as raw:
+        counts = raw.raw_image_visible  # LibRaw's buffer: postprocess develops what is written here
+        black = float(np.mean(raw.black_level_per_channel))
+        bright = (counts.astype(np.float32) - np.float32(black)) * np.float32(ratio) + black
+        counts[:] = np.clip(bright, 0, raw.white_level)
+        return raw.postprocess(**GT_POSTPROCESS)
 
 
 def read_exif(path):

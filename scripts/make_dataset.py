@@ -4,9 +4,10 @@ The real SID data (25 GB for Sony alone) is not always at hand. These files go t
 the same rawpy path as real ARWs / RAFs (LibRaw reads them with its DNG loader rather than its
 Sony or Fuji decoder): the camera's CFA (Sony RGGB, black 512; Fuji X-T2 X-Trans 6x6 in the phase
 the 9-channel packing assumes, black 1024; white 16383 for both), SID file names (exposure parsed
-from the name), EXIF ISO / F-number / exposure time, and the three list files. Scenes have edges,
-colour gradients and textures; short exposures carry Poisson shot noise and Gaussian read noise at
-the paper's ratios 100, 250 and 300.
+from the name), EXIF ISO / F-number / exposure time, and the three list files (in the dataset
+folder: the authors' lists in the project root stay as they are). Scenes have edges, colour
+gradients and textures; short exposures carry Poisson shot noise and Gaussian read noise at the
+paper's ratios 100, 250 and 300.
 
     python3 scripts/make_dataset.py --data_dir=dataset --height=2848 --width=4256   # full size
     python3 scripts/make_dataset.py --camera=fuji --height=4032 --width=6032        # full size
@@ -17,7 +18,8 @@ from collections import namedtuple
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_ROOT)
 import sid_io  # noqa: E402
 
 LONG_EXPOSURE = 10.0  # seconds, as most SID long exposures
@@ -54,6 +56,15 @@ CAMERAS = {
                    'FUJIFILM', 'X-T2', FUJI_LIST_NAMES, XTRANS_MIN_SIDE, 1,
                    "LibRaw's X-Trans demosaic tile"),
 }
+
+
+def list_paths(list_dir, names=LIST_NAMES):
+    """{split: list path} in list_dir, which must not be the project root (the authors' lists)."""
+    if os.path.realpath(list_dir) == os.path.realpath(PROJECT_ROOT):
+        raise sid_io.SidError('%s: the project root holds the authors\' official list files; write '
+                              'the lists of this dataset elsewhere (default: its data_dir)'
+                              % list_dir)
+    return {split: os.path.join(list_dir, name) for split, name in names.items()}
 
 
 def _rational(x, denominator=1000):
@@ -175,6 +186,7 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
     """Write the raws and list files of `camera` (a CAMERAS key); returns {split: [list lines]}."""
     camera = CAMERAS[camera]
     check_size(camera, height, width)
+    paths = list_paths(list_dir, camera.list_names)
     lines = {}
     for split, count in (('train', n_train), ('test', n_test), ('val', n_val)):
         lines[split] = []
@@ -196,7 +208,7 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
                 write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,
                           camera)
                 lines[split].append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
-        sid_io.write_list(lines[split], os.path.join(list_dir, camera.list_names[split]))
+        sid_io.write_list(lines[split], paths[split])
     return lines
 
 
@@ -206,7 +218,9 @@ def define_flags():
                       'sony: A7S II Bayer raws; fuji: X-T2 X-Trans raws (the paper\'s two cameras)')
     flags.DEFINE_string('data_dir', 'dataset',
                         'dataset root; raws go to <data_dir>/{Sony,Fuji}/{short,long}')
-    flags.DEFINE_string('list_dir', '.', 'where {Sony,Fuji}_{train,test,val}_list.txt are written')
+    flags.DEFINE_string('list_dir', '', 'where {Sony,Fuji}_{train,test,val}_list.txt are written '
+                        '(default: the data_dir; never the project root, where the official '
+                        'lists are)')
     flags.DEFINE_integer('height', 512, 'raw height in pixels (Sony: even, real 2848; '
                          'Fuji: >= %d, real 4032)' % XTRANS_MIN_SIDE)
     flags.DEFINE_integer('width', 768, 'raw width in pixels (Sony: even, real 4256; '
@@ -224,7 +238,7 @@ def main(argv):
     from absl import flags
     f = flags.FLAGS
     lines = generate(f.data_dir, f.height, f.width, f.train_scenes, f.test_scenes, f.val_scenes,
-                     f.bursts, f.seed, f.list_dir, f.camera)
+                     f.bursts, f.seed, f.list_dir or f.data_dir, f.camera)
     print('wrote %s: %s' % (os.path.join(f.data_dir, CAMERAS[f.camera].folder),
                             ', '.join('%d %s pairs' % (len(v), k) for k, v in lines.items())))
 

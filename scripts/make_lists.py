@@ -3,16 +3,18 @@
 Pairs every short exposure in <data_dir>/Sony/short with its scene's long exposure (burst index
 00) in <data_dir>/Sony/long; the split comes from the scene id's first digit (0 train, 1 test,
 2 val), ISO and F-number from the short file's EXIF. Useful after deleting or adding files, for
-other cameras' raws, or to check that a download is complete.
+other cameras' raws, or to check that a download is complete: on the full Sony download it
+writes the authors' lists (shipped in the project root) byte for byte. The lists go into the
+dataset folder by default and never over the official ones in the project root.
 
-    python3 scripts/make_lists.py --data_dir=dataset --list_dir=.
+    python3 scripts/make_lists.py --data_dir=dataset       # -> dataset/Sony_*_list.txt
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sid_io  # noqa: E402
-from make_dataset import LIST_NAMES  # noqa: E402
+from make_dataset import list_paths  # noqa: E402
 
 SPLIT_OF_DIGIT = {digit: split for split, digit in sid_io.SPLITS.items()}
 
@@ -51,7 +53,9 @@ def build_lists(data_dir):
 def define_flags():
     from absl import flags
     flags.DEFINE_string('data_dir', 'dataset', 'dataset root holding Sony/short and Sony/long')
-    flags.DEFINE_string('list_dir', '.', 'where Sony_{train,test,val}_list.txt are written')
+    flags.DEFINE_string('list_dir', '', 'where Sony_{train,test,val}_list.txt are written '
+                        '(default: the data_dir; never the project root, where the official '
+                        'lists are)')
 
 
 @sid_io.fail_cleanly
@@ -59,9 +63,10 @@ def main(argv):
     del argv
     from absl import flags
     f = flags.FLAGS
+    paths = list_paths(f.list_dir or f.data_dir)
     lines = build_lists(f.data_dir)
     for split, split_lines in lines.items():
-        path = os.path.join(f.list_dir, LIST_NAMES[split])
+        path = paths[split]
         sid_io.write_list(split_lines, path)
         print('%s: %d pairs' % (path, len(split_lines)))
 

@@ -7,8 +7,11 @@
 #
 # Everything runs in the project virtualenv .venv/py<X.Y> (scripts/make_venv.sh: created once,
 # reused while requirements.txt is unchanged), so it also works where pip may not touch the system
-# Python. On the real SID data (dataset/Sony/{short,long}/*.ARW plus the official list files in the
-# project root) the same steps run on it. Extra arguments go to train_Sony.py.
+# Python. On the real SID data (dataset/Sony/{short,long}/*.ARW) the same steps run with the
+# authors' list files shipped in the project root; a generated dataset carries its own lists in
+# dataset/ (the official ones are never overwritten). It ends with eval.py's table of the three
+# SSIM protocols and one montage PNG per test scene in result_Sony/montage/. Extra arguments go to
+# train_Sony.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-300}   # brief: enough for the generated scenes to beat the amplified input
@@ -19,10 +22,14 @@ py=$(bash scripts/make_venv.sh "${PYTHON:-python3}")
 echo "runtime: $("$py" -c 'import sys, tensorflow as tf; print("Python %s (%s), TensorFlow %s" % (sys.version.split()[0], sys.executable, tf.__version__))' 2>/dev/null)"
 if [ ! -d dataset/Sony ]; then
   echo "dataset/Sony not found: generating a small SID-layout dataset of DNG raws"
-  "$py" scripts/make_dataset.py --data_dir=dataset --list_dir=.
-elif [ ! -f Sony_train_list.txt ] || [ ! -f Sony_test_list.txt ]; then
-  "$py" scripts/make_lists.py --data_dir=dataset --list_dir=.
+  "$py" scripts/make_dataset.py --data_dir=dataset          # its lists go to dataset/
+elif [ ! -f dataset/Sony_train_list.txt ] && ls dataset/Sony/long/*.dng >/dev/null 2>&1; then
+  "$py" scripts/make_lists.py --data_dir=dataset            # generated raws of an older demo
 fi
-"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" "$@"
-"$py" test_Sony.py
-"$py" eval.py
+lists=.                                                     # the authors' lists, for the real data
+[ -f dataset/Sony_train_list.txt ] && lists=dataset
+echo "lists: $lists/Sony_{train,test}_list.txt"
+"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" --train_list="$lists/Sony_train_list.txt" "$@"
+"$py" test_Sony.py --test_list="$lists/Sony_test_list.txt"
+"$py" eval.py --ssim=all
+"$py" scripts/montage.py --test_list="$lists/Sony_test_list.txt"

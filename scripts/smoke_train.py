@@ -30,18 +30,6 @@ def psnr8(a, b):
     return 10.0 * np.log10(PEAK ** 2 / max(np.mean((a8 - b8) ** 2), 1e-12))
 
 
-def amplified_baseline(pair):
-    """The short exposure brightened by the ratio in raw space, developed like the ground truth."""
-    ratio = sid_io.exposure_ratio(pair.short, pair[1])
-    with sid_io.open_raw(pair.short) as raw:
-        counts = raw.raw_image_visible
-        bright = (counts.astype(np.float32) - sid_io.BLACK_LEVEL) * ratio + sid_io.BLACK_LEVEL
-        counts[:] = np.clip(bright, 0, sid_io.WHITE_LEVEL).astype(np.uint16)
-        rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
-                              output_bps=16)
-    return rgb.astype(np.float32) / np.float32(sid_io.GT_SCALE)
-
-
 def evaluate(checkpoint_dir, pairs):
     """Mean PSNR of the U-Net's full-size outputs on `pairs`, from the latest checkpoint."""
     import tensorflow.compat.v1 as tf
@@ -87,8 +75,10 @@ def main(argv):
     if not os.path.isfile(os.path.join(data, 'Sony_test_list.txt')):
         make_dataset.generate(data, f.height, f.width, f.train_scenes, f.test_scenes, 0, 2, 0, data)
     held_out = sid_io.read_list(os.path.join(data, 'Sony_test_list.txt'), data)
-    baseline = float(np.mean([psnr8(amplified_baseline(p), sid_io.read_ground_truth(p[1]))
-                              for p in held_out]))
+    amplified = [sid_io.develop_amplified(p.short, sid_io.exposure_ratio(p.short, p[1]))
+                 / sid_io.GT_SCALE for p in held_out]
+    baseline = float(np.mean([psnr8(a, sid_io.read_ground_truth(p[1]))
+                              for a, p in zip(amplified, held_out)]))
     ckpt = os.path.join(f.work_dir, 'checkpoint')
     print('held-out pairs: %d, amplified-input baseline PSNR %.2f dB' % (len(held_out), baseline))
     print('| epoch | train L1 (epoch mean) | held-out PSNR dB (network) | baseline dB | minutes |')

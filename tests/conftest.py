@@ -1,4 +1,5 @@
-"""Shared fixtures: the project root on sys.path, tiny generated SID datasets, quiet TF."""
+"""Shared fixtures: the project root on sys.path, tiny generated SID datasets, raws named like the
+authors' list files, quiet TF."""
 import os
 import subprocess
 import sys
@@ -30,6 +31,9 @@ def needs_horovod(test):
     return pytest.mark.skipif(reason is not None, reason=reason or '')(test)
 
 
+# The authors' list files shipped in the project root (never written by tests).
+OFFICIAL_LISTS = ('Sony_train_list.txt', 'Sony_test_list.txt', 'Sony_val_list.txt')
+TINY_RAW_SIDE = 22  # LibRaw's smallest raw
 # Tiny but realistic: big enough for 3 pooling levels of odd size and 32x32 packed patches.
 TINY_HEIGHT, TINY_WIDTH = 96, 136
 
@@ -41,6 +45,27 @@ def run_script(script, *args, **kwargs):
     return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           env=env, cwd=kwargs.pop('cwd', None), timeout=kwargs.pop('timeout', 600))
+
+
+def official_lines(name):
+    with open(os.path.join(ROOT, name)) as f:
+        return f.read().splitlines()
+
+
+def write_raws_for_lines(root, lines):
+    """Tiny flat DNG raws at the paths named by official list lines; each short exposure carries its
+    line's ISO and F-number in EXIF (what make_lists.py reads), the exposure its name's."""
+    import numpy as np
+    import make_dataset
+    import sid_io
+    bayer = np.full((TINY_RAW_SIDE, TINY_RAW_SIDE), sid_io.BLACK_LEVEL + 100, np.uint16)
+    for line in lines:
+        short, long_, iso, fnumber = line.split()
+        for rel in (short, long_):
+            path = os.path.join(str(root), rel)
+            if not os.path.exists(path):
+                make_dataset.write_dng(path, bayer, int(iso[len('ISO'):]),
+                                       float(fnumber[len('F'):]), sid_io.parse_name(rel)[2])
 
 
 def make_tiny_dataset(root, **overrides):

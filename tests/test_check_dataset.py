@@ -1,11 +1,14 @@
-"""scripts/check_dataset.py: each kind of bad input is one line naming the file, exit 1."""
+"""scripts/check_dataset.py: each kind of bad input is one line naming the file, exit 1; a partial
+download of the official lists is one summary line per list."""
+import os
 import shutil
 
 import numpy as np
 import pytest
 
 import make_dataset
-from conftest import make_tiny_dataset, run_script
+from conftest import (OFFICIAL_LISTS, ROOT, make_tiny_dataset, official_lines, run_script,
+                      write_raws_for_lines)
 
 LIST = 'Sony_train_list.txt'
 SHORT = 'Sony/short/00001_00_0.04s.dng'
@@ -17,8 +20,10 @@ def dataset(tmp_path):
     return tmp_path
 
 
-def check(dataset):
-    result = run_script('scripts/check_dataset.py', '--data_dir', dataset, dataset / LIST)
+def check(dataset, lists=None):
+    """(exit code, error lines, stdout); lists default to the dataset's own, () to none given."""
+    result = run_script('scripts/check_dataset.py', '--data_dir', dataset,
+                        *([dataset / LIST] if lists is None else lists))
     # stderr also carries the progress bar (and LibRaw's own warnings); errors start with error:
     errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
     return result.returncode, errors, result.stdout
@@ -27,6 +32,7 @@ def check(dataset):
 def test_clean_dataset_passes(dataset):
     code, errors, out = check(dataset)
     assert (code, errors) == (0, []) and '2 raw files' in out
+    assert out.splitlines()[0] == '%s: 1 of 1 pairs present' % (dataset / LIST)
 
 
 def test_corrupt_raw(dataset):
@@ -63,8 +69,9 @@ def test_list_line_with_a_missing_field(dataset):
 def test_list_naming_a_missing_file(dataset):
     (dataset / SHORT).unlink()
     code, errors, _ = check(dataset)
-    assert code == 1 and errors == ['error: %s:1: file not found: %s' % (dataset / LIST,
-                                                                        dataset / SHORT)]
+    assert code == 1 and errors == [
+        'error: %s: 0 of 1 pairs present, 1 of 2 listed files missing; first missing: %s (line 1)'
+        % (dataset / LIST, dataset / SHORT)]
 
 
 def test_name_without_a_parsable_exposure(dataset):
@@ -81,3 +88,23 @@ def test_odd_sized_raw(dataset):
     code, errors, _ = check(dataset)
     assert code == 1 and errors == ['error: %s: raw size 95x136 is not even in height and width; '
                                     'SID packing needs 2x2 Bayer cells' % (dataset / SHORT)]
+
+
+def test_partial_download_of_the_official_lists_is_one_summary_per_list(tmp_path):
+    """Without arguments the authors' three lists in the project root are checked."""
+    train, test, val = (official_lines(name) for name in OFFICIAL_LISTS)
+    write_raws_for_lines(tmp_path, train[:3] + val)
+    code, errors, out = check(tmp_path, lists=())
+    train_path, test_path, val_path = (os.path.join(ROOT, name) for name in OFFICIAL_LISTS)
+    first_train_missing = tmp_path / train[3].split()[0][2:]
+    assert code == 1 and errors == [
+        'error: %s: 3 of 1865 pairs present, %d of %d listed files missing; first missing: %s '
+        '(line 4)' % (train_path, n_files(train) - n_files(train[:3]), n_files(train),
+                      first_train_missing),
+        'error: %s: 0 of 598 pairs present, %d of %d listed files missing; first missing: %s '
+        '(line 1)' % (test_path, n_files(test), n_files(test), tmp_path / test[0].split()[0][2:])]
+    assert out.splitlines() == ['%s: 234 of 234 pairs present' % val_path]
+
+
+def n_files(lines):
+    return len(set(path for line in lines for path in line.split()[:2]))

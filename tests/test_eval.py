@@ -1,4 +1,5 @@
-"""eval.py: PSNR against the formula, SSIM against skimage, reports, per-ratio tables, bad inputs."""
+"""eval.py: reports, per-ratio tables, every SSIM protocol in one pass, bad inputs (the metrics
+themselves are tested in test_metrics.py)."""
 import csv
 import json
 import math
@@ -8,60 +9,20 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
 
 import eval as sid_eval
+import metrics
+import parse_log
 import sid_io
 from conftest import run_script
+from test_metrics import noisy, smooth_image
 
 RNG_SEED = 5
 
 
-def smooth_image(rng, height=48, width=64):
-    """A textured uint8 RGB image (SSIM on pure noise says little)."""
-    y, x = np.mgrid[:height, :width].astype(np.float64)
-    base = 128 + 60 * np.sin(x / 5.0)[..., None] * np.cos(y / 7.0)[..., None] * np.array([1, .7, .4])
-    return np.clip(base + rng.normal(0, 8, (height, width, 3)), 0, 255).astype(np.uint8)
-
-
-def noisy(rng, image, sigma):
-    return np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
-
-
 def save(image, path):
     Image.fromarray(image, 'RGB').save(str(path))
-
-
-def test_psnr_is_the_8bit_formula():
-    a = np.full((8, 10, 3), 100, np.uint8)
-    b = a + np.uint8(5)  # MSE = 25 on every pixel and channel
-    assert sid_eval.psnr(a, b) == pytest.approx(10 * math.log10(255.0 ** 2 / 25))
-    c = a.copy()
-    c[0, 0, 0] = 0  # one channel of one pixel off by 100: MSE = 100^2 / 240
-    assert sid_eval.psnr(a, c) == pytest.approx(10 * math.log10(255.0 ** 2 * 240 / 100 ** 2))
-    assert sid_eval.psnr(a, a) == float('inf')
-    rng = np.random.RandomState(RNG_SEED)
-    x, y = smooth_image(rng), smooth_image(rng)
-    assert sid_eval.psnr(x, y) == pytest.approx(peak_signal_noise_ratio(x, y, data_range=255))
-
-
-def test_ssim_protocols_match_skimage():
-    rng = np.random.RandomState(RNG_SEED)
-    gt = smooth_image(rng)
-    out = noisy(rng, gt, 20)
-    default = sid_eval.ssim(out, gt, 'skimage')
-    # ModelZoo protocol = skimage defaults, i.e. the mean of the per-channel SSIMs.
-    per_channel = [structural_similarity(out[..., c], gt[..., c], data_range=255) for c in range(3)]
-    assert default == pytest.approx(np.mean(per_channel), abs=1e-12)
-    wang = sid_eval.ssim(out, gt, 'wang')
-    expected = np.mean([structural_similarity(out[..., c], gt[..., c], data_range=255,
-                                              gaussian_weights=True, sigma=1.5,
-                                              use_sample_covariance=False) for c in range(3)])
-    assert wang == pytest.approx(expected, abs=1e-12)
-    assert abs(wang - default) > 1e-3  # the protocols really differ
-    assert 0.2 < default < 0.95
-    assert sid_eval.ssim(gt, gt, 'skimage') == pytest.approx(1.0)
-    assert sid_eval.ssim(gt, gt, 'wang') == pytest.approx(1.0)
 
 
 def make_results(final_dir, rng, specs):
@@ -77,7 +38,8 @@ def make_results(final_dir, rng, specs):
         save(noisy(rng, gt, 50), stem + 'scale.png')  # must be ignored
         expected[os.path.basename(stem) + 'out.png'] = (
             10 * math.log10(255.0 ** 2 / np.mean((out.astype(float) - gt) ** 2)),
-            structural_similarity(out, gt, channel_axis=-1, data_range=255), ratio, scene)
+            np.mean([structural_similarity(out[..., c], gt[..., c], data_range=255)
+                     for c in range(3)]), ratio, scene)  # per channel: skimage 0.18 and 0.26
     return expected
 
 
@@ -109,7 +71,7 @@ def test_eval_end_to_end(tmp_path):
     assert report['checkpoint'] == 'checkpoint not recorded in the PNGs'
     with open(str(final / 'eval_skimage.csv')) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6
+    assert len(rows) == 6 and set(row['ssim_protocol'] for row in rows) == {'skimage'}
     for row in rows:
         assert float(row['psnr']) == pytest.approx(expected[row['image']][0], abs=1e-3)
         assert float(row['ssim']) == pytest.approx(expected[row['image']][1], abs=1e-5)
@@ -133,7 +95,7 @@ def test_eval_end_to_end(tmp_path):
             (final / name.replace('_00_', '_01_')).write_bytes((final / name).read_bytes())
     items = sid_eval.list_results(str(final))
     assert len(items) == 7 and 'all pairs (2 burst indices)' in sid_eval.describe_protocol(
-        items, 'skimage', ())
+        items, ['skimage'], ())
     assert len(sid_eval.list_results(str(final), first_burst=True)) == 6
 
 
@@ -145,7 +107,7 @@ def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
     save(smooth_image(rng, 40, 64), str(final / '10002_00_250_gt.png'))
     with pytest.raises(sid_io.SidError, match='10002_00_250_out.png: size 64x48 differs'):
         sid_eval.score((str(final / '10002_00_250_out.png'), str(final / '10002_00_250_gt.png'),
-                        'skimage'))
+                        ('skimage',)))
     # Unreadable PNG.
     (final / '10001_00_100_out.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
     with pytest.raises(sid_io.SidError, match='10001_00_100_out.png: unreadable image'):
@@ -159,22 +121,81 @@ def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
     proc = run_script('eval.py', '--result_dir=%s' % final)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        'error: %s: no ground truth 10002_00_250_gt.png next to it' % (final / '10002_00_250_out.png')]
+        'error: %s: no ground truth 10002_00_250_gt.png next to it'
+        % (final / '10002_00_250_out.png')]
     assert not list(final.glob('eval_*'))  # nothing written
     # Empty folder.
     with pytest.raises(sid_io.SidError, match='no test_Sony.py outputs'):
         sid_eval.find_final_dir(str(tmp_path / 'nowhere'))
 
 
-def test_ssim_on_skimage_before_0_19_uses_multichannel(monkeypatch):
-    """The Ascend image's skimage 0.17/0.18 has no channel_axis: eval.py must pass multichannel."""
-    import skimage
-    import skimage.metrics
-    calls = []
-    monkeypatch.setattr(skimage, '__version__', '0.18.3')
-    monkeypatch.setattr(skimage.metrics, 'structural_similarity',
-                        lambda a, b, **kwargs: calls.append(kwargs) or 0.5)
-    image = np.zeros((8, 8, 3), np.uint8)
-    assert sid_eval.ssim(image, image, 'wang') == 0.5
-    assert calls == [dict(multichannel=True, data_range=255.0, gaussian_weights=True, sigma=1.5,
-                          use_sample_covariance=False)]
+def test_all_protocols_in_one_pass_one_table_and_named_reports(tmp_path):
+    rng = np.random.RandomState(RNG_SEED)
+    make_results(tmp_path / 'final', rng, [(10001, 100, 5), (10002, 250, 15), (10003, 300, 30)])
+    final = tmp_path / 'final'
+    proc = run_script('eval.py', '--result_dir=%s' % final, '--ssim=all', '--jobs=1')
+    assert proc.returncode == 0, proc.stderr
+    names = list(metrics.SSIM_PROTOCOLS)
+    assert names == ['skimage', 'wang', 'matlab']
+    expected = {}  # protocol -> per-image SSIMs, straight from metrics.py
+    images = sorted(n for n in os.listdir(str(final)) if n.endswith('_out.png'))
+    for name in names:
+        expected[name] = [metrics.ssim(sid_eval.read_png(str(final / i)),
+                                       sid_eval.read_png(str(final / i.replace('_out', '_gt'))),
+                                       name) for i in images]
+    lines = proc.stdout.splitlines()
+    assert all('SSIM (%s): ' % n in lines[0] for n in names) and 'MATLAB' in lines[0]
+    # One table: ratio x (images, PSNR, SSIM of each protocol).
+    assert '| ratio | images | PSNR (dB) | SSIM (skimage) | SSIM (wang) | SSIM (matlab) |' in lines
+    row = [l for l in lines if l.startswith('| all |')][0].strip('|').split('|')
+    assert [float(v) for v in row[3:]] == pytest.approx(
+        [np.mean(expected[n]) for n in names], abs=1e-4)
+    for name in names:
+        m = [sid_eval.PROTOCOL_SSIM_LOG_RE.match(l) for l in lines]
+        value = [float(x.group(2)) for x in m if x and x.group(1) == name]
+        assert value == pytest.approx([np.mean(expected[name])], abs=1e-4)
+    # The ModelZoo lines still parse; `average ssim:` is the default (first) protocol.
+    psnr_value, ssim_value = parse_log.parse_eval(lines)
+    assert ssim_value == pytest.approx(np.mean(expected['skimage']), abs=1e-4)
+
+    with open(str(final / 'eval_all.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * len(names)
+    for row in rows:
+        k = images.index(row['image'])
+        assert float(row['ssim']) == pytest.approx(expected[row['ssim_protocol']][k], abs=1e-6)
+        assert metrics.SSIM_PROTOCOLS[row['ssim_protocol']].description in row['protocol']
+    report = json.loads((final / 'eval_all.json').read_text())
+    assert report['ssim_protocols'] == names
+    assert report['average_psnr'] == pytest.approx(psnr_value, abs=1e-4)
+    for name in names:
+        assert report['average_ssim_by_protocol'][name] == pytest.approx(np.mean(expected[name]))
+        assert report['per_ratio']['x250']['ssim_by_protocol'][name] == pytest.approx(
+            expected[name][1])
+        assert report['images'][2]['ssim_by_protocol'][name] == pytest.approx(expected[name][2])
+    assert report['per_ratio']['x100']['ssim'] == pytest.approx(expected['skimage'][0])
+    md = (final / 'eval_all.md').read_text()
+    assert 'SSIM (matlab):' in md and '| SSIM (wang) | SSIM (matlab) |' in md
+
+
+def test_images_smaller_than_the_ssim_window_are_a_one_line_error(tmp_path):
+    """skimage 0.18 raised 'win_size exceeds image extent' with a traceback; now every runtime
+    names the image and the protocol, and MATLAB's protocol (replicate padding) still scores it."""
+    final = tmp_path / 'final'
+    os.makedirs(str(final))
+    rng = np.random.RandomState(RNG_SEED)
+    out, gt = final / '10001_00_100_out.png', final / '10001_00_100_gt.png'
+    for height, protocol, failing, window in ((5, 'skimage', 'skimage', 7),
+                                              (9, 'all', 'wang', 11)):  # 9 rows pass skimage's 7
+        image = smooth_image(rng, height, 12)
+        save(image, str(gt))
+        save(noisy(rng, image, 10), str(out))
+        proc = run_script('eval.py', '--result_dir=%s' % final, '--ssim=%s' % protocol)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            'error: %s: 12x%d image is smaller than the %dx%d window of SSIM protocol %s'
+            % (out, height, window, window, failing)]
+        assert not list(final.glob('eval_*'))
+    proc = run_script('eval.py', '--result_dir=%s' % final, '--ssim=matlab')
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r'^average ssim matlab: 0\.\d+$', proc.stdout, re.M)

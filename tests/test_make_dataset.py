@@ -7,7 +7,7 @@ import pytest
 
 import make_dataset
 import sid_io
-from conftest import make_tiny_dataset, run_script
+from conftest import OFFICIAL_LISTS, ROOT, make_tiny_dataset, official_lines, run_script
 
 
 def all_files(root):
@@ -192,3 +192,22 @@ def test_sony_raws_are_byte_identical_to_before_the_camera_option(tmp_path):
                       seed=0)
     for name, digest in SONY_SHA256_BEFORE_CAMERA_OPTION.items():
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_lists_go_to_the_dataset_folder_never_over_the_official_ones(tmp_path):
+    before = [official_lines(name) for name in OFFICIAL_LISTS]
+    tiny = ['--height', 22, '--width', 22, '--train_scenes', 1, '--test_scenes', 1,
+            '--val_scenes', 0, '--bursts', 1]
+    result = run_script('scripts/make_dataset.py', '--data_dir', tmp_path / 'a', *tiny)
+    assert result.returncode == 0, result.stderr
+    assert sorted(n for n in os.listdir(str(tmp_path / 'a')) if n.endswith('.txt')) == sorted(
+        make_dataset.LIST_NAMES.values())
+    assert (tmp_path / 'a' / 'Sony_test_list.txt').read_text().startswith('./Sony/short/10001_00_')
+    result = run_script('scripts/make_dataset.py', '--data_dir', tmp_path / 'b', '--list_dir', ROOT,
+                        *tiny)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: %s: the project root holds the authors' official list files; write the lists of "
+        "this dataset elsewhere (default: its data_dir)" % ROOT]
+    assert not os.path.exists(str(tmp_path / 'b'))  # refused before any raw is written
+    assert [official_lines(name) for name in OFFICIAL_LISTS] == before

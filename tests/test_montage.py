@@ -1,0 +1,108 @@
+"""scripts/montage.py: one picture per test result from test_Sony.py's PNGs and the short raw."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+import eval as sid_eval
+import metrics
+import montage
+import sid_io
+from conftest import run_script
+
+WIDTH = 400
+
+
+def to_uint8(rgb16):
+    return np.floor(rgb16 / sid_io.GT_SCALE * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture
+def results(tiny_dataset, tmp_path):
+    """test_Sony.py's three PNGs for each _00 test pair; the 'network output' is the gt, blurred."""
+    final = tmp_path / 'result' / 'final'
+    os.makedirs(str(final))
+    for pair in sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset)):
+        scene, burst, _ = sid_io.parse_name(pair.short)
+        if burst:
+            continue
+        ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
+        gt = to_uint8(sid_io.postprocess(pair.long))
+        stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
+        Image.fromarray(gt).save(stem + 'gt.png')
+        Image.fromarray(gt).filter(ImageFilter.SMOOTH).save(stem + 'out.png')
+        Image.fromarray(to_uint8(sid_io.postprocess(pair.short))).save(stem + 'scale.png')
+    return tmp_path / 'result'
+
+
+def run(tiny_dataset, result, *extra):
+    return run_script('scripts/montage.py', '--result_dir=%s' % result,
+                      '--data_dir=%s' % tiny_dataset,
+                      '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
+                      '--width=%d' % WIDTH, *extra)
+
+
+def test_a_montage_per_result_with_psnr_captions(tiny_dataset, results):
+    proc = run(tiny_dataset, results)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(os.listdir(str(results / 'montage')))
+    assert names == ['10001_00_300.png', '10002_00_100.png']  # one per _00 test scene
+    assert proc.stdout.splitlines()[-1] == 'wrote 2 montages to %s' % (results / 'montage')
+    with Image.open(str(results / 'montage' / names[0])) as im:
+        assert im.mode == 'RGB' and im.size[0] == WIDTH
+        picture = np.asarray(im)
+
+    item = sid_eval.list_results(str(results / 'final'))[0]
+    short = str(tiny_dataset / 'Sony/short/10001_00_0.033s.dng')
+    images, captions, title = montage.panels(item, short)
+    gt = sid_eval.read_png(item[4])
+    assert np.array_equal(images[3], gt) and np.array_equal(images[2], sid_eval.read_png(item[3]))
+    assert title.startswith('10001_00 x300')
+    assert captions[2] == 'network output: %.2f dB' % metrics.psnr(images[2], gt)
+    assert captions[1] == 'scaling baseline: %.2f dB' % metrics.psnr(images[1], gt)
+    assert captions[0] == 'input x300: %.2f dB' % metrics.psnr(images[0], gt)
+    # The input is the short raw amplified to the ground truth's level: brighter than the raw
+    # developed as is, about as bright as the ground truth, and noisy.
+    plain = to_uint8(sid_io.postprocess(short))
+    assert plain.mean() < 0.3 * gt.mean() and abs(images[0].mean() - gt.mean()) < 0.15 * gt.mean()
+    assert 8 < metrics.psnr(images[0], gt) < metrics.psnr(images[2], gt)
+    # The file is exactly those panels, downscaled, side by side.
+    again = np.asarray(montage.compose(images, captions, title, WIDTH))
+    assert np.array_equal(picture, again)
+
+
+def test_amplified_input_is_the_network_input_developed(tiny_dataset, tmp_path):
+    """Ratio 1 is the plain development; otherwise it is exactly the development of a raw whose
+    counts above black were multiplied by the ratio and clipped at white."""
+    import make_dataset
+    short = str(tiny_dataset / 'Sony/short/10002_00_0.1s.dng')
+    assert np.array_equal(montage.amplified_input(short, 1), to_uint8(sid_io.postprocess(short)))
+    counts = sid_io.read_bayer(short)[0].astype(np.float32)
+    bright = np.clip((counts - sid_io.BLACK_LEVEL) * 100 + sid_io.BLACK_LEVEL, 0,
+                     sid_io.WHITE_LEVEL)
+    make_dataset.write_dng(str(tmp_path / 'bright.dng'), bright.astype(np.uint16), 100, 8.0, 10.0)
+    expected = sid_io.postprocess(str(tmp_path / 'bright.dng'))
+    assert np.array_equal(sid_io.develop_amplified(short, 100), expected)
+    assert np.array_equal(montage.amplified_input(short, 100), to_uint8(expected))
+
+
+def test_missing_inputs_are_one_line_errors(tiny_dataset, results):
+    final = results / 'final'
+    os.remove(str(final / '10002_00_100_scale.png'))
+    proc = run(tiny_dataset, results)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'error: %s: no scaling baseline 10002_00_100_scale.png next to it'
+        % (final / '10002_00_100_out.png')]
+    assert not os.path.exists(str(results / 'montage'))  # checked before anything is drawn
+    # A result that no line of the list produces.
+    for name in ('10002_00_100_out.png', '10002_00_100_gt.png'):
+        os.remove(str(final / name))
+    for kind in ('out', 'gt', 'scale'):
+        Image.new('RGB', (8, 8)).save(str(final / ('10009_00_100_%s.png' % kind)))
+    proc = run(tiny_dataset, results)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        'error: %s: no pair of %s gives this result' % (final / '10009_00_100_out.png',
+                                                         tiny_dataset / 'Sony_test_list.txt')]
+    assert not os.path.exists(str(results / 'montage'))
