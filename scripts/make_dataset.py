@@ -30,7 +30,8 @@ F_CHOICES = (2.8, 4.0, 5.6, 8.0, 11.0)
 LONG_FILL = 0.85  # brightest scene value maps to this fraction of the raw range
 READ_NOISE_DN = 3.0
 # XYZ(D65) -> linear sRGB: written as the DNG ColorMatrix1 so the "camera" space is linear sRGB
-# and postprocess gives predictable colour (see shared/docs/synthetic_raw_dng.md).
+# and postprocess gives predictable colour (with AsShotNeutral 1,1,1 and gamma (1, 1) it returns
+# (raw - black) / (white - black) * 65535 to +-1 per channel).
 XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
                (-0.9692660, 1.8760108, 0.0415560),
                (0.0556434, -0.2040259, 1.0572252))
