@@ -1,9 +1,9 @@
 """Train the SID U-Net on the Sony set (Chen et al., "Learning to See in the Dark", CVPR 2018).
 
-The paper's recipe (Section 3.2 and the authors' train_Sony.py): every step takes one training scene, one of its
-short exposures at random, the ratio-amplified packed raw clipped at 1, a random 512 x 512 crop
-(1024 x 1024 of the ground truth at the same place), random vertical flip, horizontal flip and
-transpose, L1 loss, Adam at 1e-4 dropping to 1e-5 after epoch 2000.
+The paper's recipe (Section 3.2 and the authors' train_Sony.py): every step takes one training
+scene, one of its short exposures at random, the ratio-amplified packed raw clipped at 1, a random
+512 x 512 crop (1024 x 1024 of the ground truth at the same place), random vertical flip,
+horizontal flip and transpose, L1 loss, Adam at 1e-4 dropping to 1e-5 after epoch 2000.
 
 What differs from the official script is how, not what:
 - raws are decoded once into an on-disk uint16 cache (sid_io's decoded-raw cache) and crops are
