@@ -18,11 +18,13 @@ per ratio, and writes eval_<ssim>[_exclude].{csv,json,md} next to the images.
     python3 eval.py                          # ./result_Sony/final/, all cores
     python3 eval.py --ssim=wang --exclude
 """
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import sys
 import time
 from collections import OrderedDict
 
@@ -185,7 +187,9 @@ def describe_checkpoints(scores):
 
 
 def write_reports(final_dir, stem, items, scores, summary, protocol):
-    """CSV (one row per image), JSON (everything) and Markdown (the table), each atomically."""
+    """CSV (one row per image), JSON (everything) and Markdown (the table), atomically. The three
+    are renamed into place only once all are written, so a failure while writing (a full disk)
+    leaves none of them next to an older run's."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator='\n')
@@ -206,9 +210,9 @@ def write_reports(final_dir, stem, items, scores, summary, protocol):
     contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
                 '%s\n\n%s\n\n%s\n' % (protocol, describe_checkpoints(scores),
                                         markdown_table(summary)))
-    for path, content in zip(paths, contents):
-        with sid_io.atomic_write(path, 'w') as f:
-            f.write(content)
+    with contextlib.ExitStack() as stack:
+        for path, content in zip(paths, contents):
+            stack.enter_context(sid_io.atomic_write(path, 'w')).write(content)
     return paths
 
 
@@ -238,12 +242,16 @@ def main(argv):
     seconds = time.time() - start
 
     summary = summarize(items, scores)
-    stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
-    paths = write_reports(final_dir, stem, items, scores, summary, protocol)
     print(describe_checkpoints(scores))
     print(markdown_table(summary))
     print(PSNR_LOG % summary['all'][1])
     print(SSIM_LOG % summary['all'][2])
+    # The scores are on screen before the reports are written: a read-only or full folder
+    # costs the files (one line, exit 1), not the minutes of scoring.
+    sys.stdout.flush()
+    sid_io.require_writable_dir(final_dir, 'the eval reports')
+    stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
+    paths = write_reports(final_dir, stem, items, scores, summary, protocol)
     print('evaluated %d images in %.1f s with %d process%s; wrote %s'
           % (len(items), seconds, processes, '' if processes == 1 else 'es',
              ', '.join(paths)))

@@ -1,5 +1,6 @@
 """eval.py: PSNR against the formula, SSIM against skimage, reports, per-ratio tables, bad inputs."""
 import csv
+import errno
 import json
 import math
 import os
@@ -178,3 +179,40 @@ def test_ssim_on_skimage_before_0_19_uses_multichannel(monkeypatch):
     assert sid_eval.ssim(image, image, 'wang') == 0.5
     assert calls == [dict(multichannel=True, data_range=255.0, gaussian_weights=True, sigma=1.5,
                           use_sample_covariance=False)]
+
+
+def test_unwritable_reports_print_the_scores_then_fail_in_one_line(tmp_path):
+    """A read-only or full results folder: the table first, then one line about the reports."""
+    rng = np.random.RandomState(RNG_SEED)
+    final = tmp_path / 'final'
+    make_results(final, rng, [(10001, 100, 5), (10002, 250, 5)])
+    (final / 'eval_skimage.md').mkdir()  # in the way of a report (root ignores chmod)
+    proc = run_script('eval.py', '--result_dir=%s' % final, '--jobs=1')
+    assert proc.returncode == 1
+    assert re.search(r'^average psnr: [\d.]+$', proc.stdout, re.M)
+    assert re.search(r'^\| all \| 2 \| [\d.]+ \| [\d.]+ \|$', proc.stdout, re.M)
+    errors = [line for line in proc.stderr.splitlines() if 'Traceback' in line or
+              line.startswith('error:')]
+    assert errors == ['error: %s: cannot write (Is a directory)' % (final / 'eval_skimage.md')]
+    assert not list(final.glob('.tmp-*'))
+
+
+def test_reports_are_written_together_or_not_at_all(tmp_path, monkeypatch):
+    rng = np.random.RandomState(RNG_SEED)
+    final = tmp_path / 'final'
+    make_results(final, rng, [(10001, 100, 5), (10002, 250, 5)])
+    items = sid_eval.list_results(str(final))
+    scores = [sid_eval.score((i[3], i[4], 'skimage')) for i in items]
+    summary = sid_eval.summarize(items, scores)
+    real_open = os.open
+
+    def disk_full_at_the_last(path, flags, *args, **kwargs):
+        if str(path).endswith('eval_skimage.md'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, 'open', disk_full_at_the_last)
+    with pytest.raises(sid_io.SidError) as e:
+        sid_eval.write_reports(str(final), 'eval_skimage', items, scores, summary, 'protocol')
+    assert str(e.value) == '%s: cannot write (no space left on %s)' % (
+        final / 'eval_skimage.md', final)
+    assert not list(final.glob('*eval*')) and not list(final.glob('.tmp-*'))
