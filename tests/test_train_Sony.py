@@ -325,6 +325,26 @@ def test_unwritable_output_folders_fail_in_one_line_before_step_1(data, tmp_path
     assert not (tmp_path / 'work').exists()
 
 
+def test_damaged_cache_entry_is_rebuilt_before_training_never_used(data, tmp_path):
+    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
+    cache = str(tmp_path / 'cache')
+    entries = sid_io.build_cache([(pairs[0][1], 'gt')], cache, str(data), workers=1,
+                                 progress=False)
+    victim = entries[(pairs[0][1], 'gt')]
+    with open(victim, 'rb') as f:
+        good = f.read()
+    middle = len(good) // 2  # 64 bytes overwritten inside the pixels: the header stays valid
+    with open(victim, 'wb') as f:
+        f.write(good[:middle] + bytes(64) + good[middle + 64:])
+    proc = train(data, tmp_path, '--epochs=1', '--cache_dir=%s' % cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rebuilt = [line for line in proc.stderr.splitlines() if 'rebuilt it' in line]
+    assert len(rebuilt) == 1 and rebuilt[0].startswith('cache entry %s: checksum mismatch'
+                                                       % victim)
+    with open(victim, 'rb') as f:
+        assert f.read() == good
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, trained,
                                                                               tmp_path):
     shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
