@@ -20,11 +20,13 @@ eval_<ssim>[_exclude].{csv,json,md} next to the images.
     python3 eval.py                          # ./result_Sony/final/, all cores
     python3 eval.py --ssim=all --exclude     # the three SSIM protocols, misaligned scenes left out
 """
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import sys
 import time
 from collections import OrderedDict
 
@@ -181,8 +183,11 @@ def by_protocol(protocols, values):
 
 
 def write_reports(final_dir, stem, items, scores, summary, protocols, excluded):
-    """CSV (one row per image and SSIM protocol), JSON (everything) and Markdown (the table), each
-    atomically. 'ssim' in the JSON is the first protocol's (the one `average ssim:` prints)."""
+    """CSV (one row per image and SSIM protocol), JSON (everything) and Markdown (the table).
+
+    'ssim' in the JSON is the first protocol's (the one `average ssim:` prints). The three are
+    renamed into place only once all are written, so a failure while writing (a full disk)
+    leaves none of them next to an older run's."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
     protocol = describe_protocol(items, protocols, excluded)
     text = io.StringIO()
@@ -210,9 +215,9 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded):
     contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
                 '%s\n\n%s\n\n%s\n' % (protocol, describe_checkpoints(scores),
                                         markdown_table(summary, protocols)))
-    for path, content in zip(paths, contents):
-        with sid_io.atomic_write(path, 'w') as f:
-            f.write(content)
+    with contextlib.ExitStack() as stack:
+        for path, content in zip(paths, contents):
+            stack.enter_context(sid_io.atomic_write(path, 'w')).write(content)
     return paths
 
 
@@ -246,14 +251,18 @@ def main(argv):
     seconds = time.time() - start
 
     summary = summarize(items, scores, protocols)
-    stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
-    paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded)
     print(describe_checkpoints(scores))
     print(markdown_table(summary, protocols))
     for name, value in zip(protocols, summary['all'][2]):
         print(PROTOCOL_SSIM_LOG % (name, value))
     print(PSNR_LOG % summary['all'][1])
     print(SSIM_LOG % summary['all'][2][0])
+    # The scores are on screen before the reports are written: a read-only or full folder
+    # costs the files (one line, exit 1), not the minutes of scoring.
+    sys.stdout.flush()
+    sid_io.require_writable_dir(final_dir, 'the eval reports')
+    stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
+    paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded)
     print('evaluated %d images in %.1f s with %d process%s; wrote %s'
           % (len(items), seconds, processes, '' if processes == 1 else 'es',
              ', '.join(paths)))

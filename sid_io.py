@@ -5,9 +5,11 @@ the same path. Errors are `SidError`s whose message is one line naming the offen
 line, for list files); scripts print it and exit non-zero.
 """
 import contextlib
+import errno
 import os
 import re
-import tempfile
+import struct
+import zlib
 from collections import namedtuple
 
 import numpy as np
@@ -53,20 +55,22 @@ def exposure_ratio(short_path, long_path):
 
 
 def read_list(list_path, data_dir, check_files=True):
-    """Pairs of a SID list file (`short long ISO F` per line, paths relative to `data_dir`)."""
-    try:
-        with open(list_path) as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise SidError('%s: cannot read list file (%s)' % (list_path, e.strerror or e))
-    pairs = []
-    for number, text in enumerate(lines, 1):
+    """Pairs of a SID list file (`short long ISO F` per line, paths relative to `data_dir`).
+
+    Every line must make sense as a pair, or training would silently learn from it: the short
+    exposure under no `long/` folder and the long one under no `short/` folder (columns swapped),
+    both of the same scene, the short exposure strictly shorter (ratio long / short > 1), and no
+    short exposure listed twice (it would be drawn twice as often).
+    """
+    pairs, listed = [], {}
+    for number, text in enumerate(_read_text_lines(list_path), 1):
         if not text.strip():
             continue
         where = '%s:%d' % (list_path, number)
         fields = text.split()
         if len(fields) != 4:
-            raise SidError('%s: expected 4 fields "short long ISO F", found %d' % (where, len(fields)))
+            raise SidError('%s: expected 4 fields "short long ISO F", found %d'
+                           % (where, len(fields)))
         short, long_, iso, fnumber = fields
         if not re.match(r'^ISO\d+$', iso) or not re.match(r'^F\d+(\.\d+)?$', fnumber):
             raise SidError('%s: ISO and F fields must look like ISO200 F8, found %s %s'
@@ -77,10 +81,52 @@ def read_list(list_path, data_dir, check_files=True):
                 parse_name(path)
             except SidError as e:
                 raise SidError('%s: %s' % (where, e))
-            if check_files and not os.path.isfile(path):
-                raise SidError('%s: file not found: %s' % (where, path))
+        _check_pair(where, short, long_)
+        if short in listed:
+            raise SidError('%s: short exposure %s is already paired on line %d'
+                           % (where, short, listed[short]))
+        listed[short] = number
+        if check_files:
+            for path in (short, long_):
+                if not os.path.isfile(path):
+                    raise SidError('%s: file not found: %s' % (where, path))
         pairs.append(Pair(short, long_, iso, fnumber, number))
     return pairs
+
+
+def _read_text_lines(list_path):
+    """The lines of a UTF-8 list file, without the byte-order mark some editors put first."""
+    try:
+        with open(list_path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise SidError('%s: cannot read list file (%s)' % (list_path, e.strerror or e))
+    try:
+        text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        # e.object is what was decoded (without a BOM); the text before the bad byte decodes,
+        # and a character in the bad byte's place gives its line number.
+        line = len((e.object[:e.start].decode('utf-8') + '?').splitlines())
+        raise SidError('%s:%d: not a UTF-8 text list file (byte 0x%02x)'
+                       % (list_path, line, e.object[e.start]))
+    if '\0' in text:
+        line = len(text[:text.index('\0') + 1].splitlines())
+        raise SidError('%s:%d: not a text list file (NUL byte)' % (list_path, line))
+    return text.splitlines()
+
+
+def _check_pair(where, short, long_):
+    for path, column, other in ((short, 'short', 'long'), (long_, 'long', 'short')):
+        if os.path.basename(os.path.dirname(path)).lower() == other:
+            raise SidError('%s: the %s-exposure column names %s, in a %s/ folder: are the two '
+                           'columns swapped?' % (where, column, path, other))
+    (short_scene, _, short_time), (long_scene, _, long_time) = parse_name(short), parse_name(long_)
+    if short_scene != long_scene:
+        raise SidError('%s: short exposure of scene %05d paired with the long exposure of scene '
+                       '%05d' % (where, short_scene, long_scene))
+    if not long_time > short_time:
+        raise SidError('%s: short exposure %gs is not shorter than the long exposure %gs (the '
+                       'ratio long / short must be > 1)' % (where, short_time, long_time))
 
 
 def format_list_line(short_rel, long_rel, iso, fnumber):
@@ -88,36 +134,105 @@ def format_list_line(short_rel, long_rel, iso, fnumber):
     return '%s %s ISO%d F%s' % (short_rel, long_rel, iso, ('%g' % fnumber))
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """A temporary name next to `path` (same extension) that becomes `path` only if the block succeeds.
+TEMP_PREFIX = '.tmp-'  # hidden temporaries; a dead run's leftovers are recognisable by it
+TEMP_NAME_ATTEMPTS = 100
+DIR_FSYNC_UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP)
 
-    Readers never see a half-written file, and a crash leaves at worst a hidden `.tmp-*` file.
+
+def _write_reason(error, folder):
+    """Why an OSError stopped a write, in words that say what to do (a full disk names itself)."""
+    if error.errno == errno.ENOSPC:
+        return 'no space left on %s' % folder
+    if error.errno == getattr(errno, 'EDQUOT', None):
+        return 'disk quota exceeded on %s' % folder
+    if error.errno == errno.EEXIST and os.path.exists(folder) and not os.path.isdir(folder):
+        return '%s is a file, not a folder' % folder
+    return error.strerror or str(error)
+
+
+def _new_temp(folder, name):
+    """Create an empty, unused hidden file `.tmp-<random>-<name>` in `folder`.
+
+    Created with mode 0o666 like any file, so the kernel applies the umask (and default ACLs);
+    tempfile.mkstemp would make every result 0o600, unreadable to anyone else on a shared server.
+    """
+    for _ in range(TEMP_NAME_ATTEMPTS):
+        tmp = os.path.join(folder, '%s%s-%s' % (TEMP_PREFIX, os.urandom(4).hex(), name))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, 'no unused temporary name', folder)
+
+
+def _fsync(path, folder=False):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if not (folder and e.errno in DIR_FSYNC_UNSUPPORTED):  # some filesystems cannot
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path, fsync=True):
+    """A temporary name next to `path` (same extension) that becomes `path` if the block succeeds.
+
+    Readers never see a half-written file, and a crash leaves at worst a hidden `.tmp-*` file. The
+    file gets the mode of any new file (0o666 less the umask). With fsync the data, then the
+    rename, reach the disk before this returns, so after a power loss `path` is absent, old or
+    whole - never empty (ext4 and xfs may otherwise commit the rename before the data). An
+    OSError while creating, writing or renaming (no permission, disk full, a file where a folder
+    should be) becomes a one-line SidError naming `path`, and the temporary is removed.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='-' + os.path.basename(path))
-    os.close(fd)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = _new_temp(folder, os.path.basename(path))
+    except OSError as e:
+        raise SidError('%s: cannot write (%s)' % (path, _write_reason(e, folder)))
     try:
         yield tmp
+        if fsync:
+            _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+        if fsync:
+            _fsync(folder, folder=True)
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            raise SidError('%s: cannot write (%s)' % (path, _write_reason(e, folder)))
         raise
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode='wb'):
+def atomic_write(path, mode='wb', fsync=True):
     """Like open(path, mode) for writing, through atomic_path."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync) as tmp:
         with open(tmp, mode) as f:
             yield f
 
 
 def write_list(lines, path):
-    with atomic_write(path, 'w') as f:
-        f.write(''.join(line + '\n' for line in lines))
+    with atomic_write(path) as f:
+        f.write(''.join(line + '\n' for line in lines).encode('utf-8'))
+
+
+def require_writable_dir(path, what):
+    """Create folder `path` if needed and prove that files can be created in it.
+
+    Called before long work whose results go there (a cache build, an epoch of training), so that
+    a wrong or read-only folder fails in one line at start, not with a traceback hours later.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        os.remove(_new_temp(path, 'writable'))
+    except OSError as e:
+        raise SidError('%s: cannot write %s (%s)' % (path, what, _write_reason(e, path)))
 
 
 # ---------------------------------------------------------------- raw decoding
@@ -332,12 +447,35 @@ def fail_cleanly(main):
 # ================================================================ decoded-raw cache
 # (train_Sony.py, issue 4) Decoding a raw costs 0.1-1.2 s; a training step needs only a crop.
 # So each raw is decoded once into an uncompressed .npy of uint16 (packed Bayer counts for a short
-# exposure, postprocessed 16-bit RGB for a long one) that training memory-maps and crops. The
-# source's size and mtime are part of the cache file name: a changed raw gets a new entry and the
-# stale one is deleted, and a half-written entry can never be mistaken for a good one (atomic_path).
+# exposure, postprocessed 16-bit RGB for a long one) that training memory-maps and crops.
+#
+# Nothing in the cache is trusted blindly (issue 9):
+# - The entry's name carries the raw's size, mtime, inode and ctime. `cp -p` and `touch -r` can
+#   restore size and mtime, but a replaced file gets a new inode or a new ctime (which no user
+#   tool can set back), so a changed raw gets a new entry and the stale one is deleted.
+# - An entry is a standard .npy followed by a 12-byte trailer: b'SIDCRC32' and the CRC-32 of every
+#   byte before it. In the file rather than in a sidecar or in the name because data and checksum
+#   then arrive in one atomic rename (they can never disagree or be separated, nothing extra to
+#   clean up), and the exact file size (header + data + trailer) shows truncation without reading
+#   the data; numpy ignores bytes after the array, so np.load still reads an entry. CRC-32 because
+#   it is the fastest checksum in the standard library (zlib: 1.4-2.9 GB/s here against about
+#   1 GB/s for sha1) and catches accidents - bit rot, an interrupted copy, overwritten bytes - which
+#   is what a cache must survive (it is not a defence against tampering).
+# - The first open of an entry in a process verifies the checksum; build_cache verifies all of
+#   training's entries in parallel at start. An entry that fails any check (empty, not a .npy,
+#   Fortran order, wrong dtype or shape, wrong size, bad checksum) is rebuilt with one line saying
+#   why, never used.
 
-CACHE_VERSION = 1  # bump when the decoded content changes meaning
+CACHE_VERSION = 2  # bump when the decoded content or the entry format changes
 CACHE_KINDS = ('input', 'gt')  # input: pack_bayer of read_bayer; gt: postprocess (both uint16)
+CACHE_CHANNELS = {'input': len(BAYER_OFFSETS), 'gt': 3}
+CACHE_DTYPE = np.dtype(np.uint16)
+CACHE_TRAILER = struct.Struct('<8sI')  # magic, CRC-32 of everything before the trailer
+CACHE_MAGIC = b'SIDCRC32'
+CHECKSUM_CHUNK = 8 << 20  # bytes read at a time while verifying
+MISSING = 'missing'
+
+_verified = set()  # cache entries whose checksum this process has verified (or written)
 
 
 def _cache_stem(raw_path, kind, cache_dir, data_dir):
@@ -352,13 +490,24 @@ def _cache_stem(raw_path, kind, cache_dir, data_dir):
 
 
 def cache_file(raw_path, kind, cache_dir, data_dir):
-    """Where the decoded `kind` of `raw_path` lives: <stem>.v<version>-<size>-<mtime_ns>.npy."""
+    """Where the decoded `kind` of `raw_path` lives:
+    <stem>.v<version>-<size>-<mtime ns>-<inode>-<ctime ns>.npy."""
     try:
         st = os.stat(raw_path)
     except OSError as e:
         raise SidError('%s: raw file not found (%s)' % (raw_path, e.strerror or e))
-    stamp = 'v%d-%d-%d' % (CACHE_VERSION, st.st_size, st.st_mtime_ns)
+    stamp = 'v%d-%d-%d-%d-%d' % (CACHE_VERSION, st.st_size, st.st_mtime_ns, st.st_ino,
+                                 st.st_ctime_ns)
     return '%s.%s.npy' % (_cache_stem(raw_path, kind, cache_dir, data_dir), stamp)
+
+
+def _entry_kind(path):
+    """'input' or 'gt', from an entry name <raw name>.<kind>.<stamp>.npy."""
+    parts = os.path.basename(path).split('.')
+    if len(parts) < 4 or parts[-3] not in CACHE_KINDS:
+        raise SidError('%s: not a cache entry name (<raw>.<%s>.<stamp>.npy)'
+                       % (path, '|'.join(CACHE_KINDS)))
+    return parts[-3]
 
 
 def decode_for_cache(raw_path, kind):
@@ -368,40 +517,113 @@ def decode_for_cache(raw_path, kind):
     return np.ascontiguousarray(postprocess(raw_path), dtype=np.uint16)
 
 
+def write_cache_entry(path, array):
+    """array as .npy plus the checksum trailer, atomically and durably (fsync)."""
+    with atomic_write(path, 'w+b') as f:
+        np.save(f, array)
+        header = f.tell() - array.nbytes
+        f.seek(0)
+        crc = zlib.crc32(array, zlib.crc32(f.read(header)))
+        f.seek(0, os.SEEK_END)
+        f.write(CACHE_TRAILER.pack(CACHE_MAGIC, crc))
+    _verified.add(path)
+
+
+def cache_entry_problem(path, kind, verify=True):
+    """Why the cache entry `path` cannot be used (a short phrase), or None if it can.
+
+    verify=False checks only what the header and the file size tell (no data is read); verify=True
+    also recomputes the checksum.
+    """
+    if not os.path.isfile(path):
+        return MISSING
+    try:
+        with open(path, 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return 'empty file'
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return '.npy format version %d.%d' % version
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(f)
+            if dtype != CACHE_DTYPE:
+                return 'dtype %s, expected uint16' % dtype.str
+            if fortran_order:
+                return 'stored in Fortran order'
+            if len(shape) != 3 or shape[2] != CACHE_CHANNELS[kind]:
+                return 'shape %s, expected (h, w, %d)' % (shape, CACHE_CHANNELS[kind])
+            expected = f.tell() + shape[0] * shape[1] * shape[2] * dtype.itemsize
+            if size != expected + CACHE_TRAILER.size:
+                return '%s (%d bytes, its header makes %d)' % (
+                    'truncated' if size < expected + CACHE_TRAILER.size else 'too long', size,
+                    expected + CACHE_TRAILER.size)
+            f.seek(expected)
+            magic, stored = CACHE_TRAILER.unpack(f.read(CACHE_TRAILER.size))
+            if magic != CACHE_MAGIC:
+                return 'no checksum trailer'
+            if verify:
+                computed = _crc32(f, expected)
+                if computed != stored:
+                    return 'checksum mismatch (data %08x, stored %08x)' % (computed, stored)
+    except (OSError, ValueError, EOFError, SyntaxError) as e:  # numpy's unparsable headers
+        return 'not a readable .npy (%s)' % str(e).splitlines()[0][:80]
+    return None
+
+
+def _crc32(f, length):
+    """CRC-32 of the first `length` bytes of file object f, read in chunks into one buffer."""
+    f.seek(0)
+    crc, buffer = 0, bytearray(min(CHECKSUM_CHUNK, length))
+    view = memoryview(buffer)
+    while length:
+        n = f.readinto(view[:min(len(buffer), length)])
+        if not n:
+            raise EOFError('file shrank while being read')
+        crc = zlib.crc32(view[:n], crc)
+        length -= n
+    return crc
+
+
 def open_cached(path):
-    """A read-only memory map of a cache entry (cheap: only the pages a crop touches are read)."""
+    """A read-only memory map of a cache entry (cheap: only the pages a crop touches are read).
+
+    The first open of an entry in a process verifies its checksum (unless build_cache already did,
+    for this process); later opens only parse the header.
+    """
+    if path not in _verified:
+        problem = cache_entry_problem(path, _entry_kind(path))
+        if problem:
+            raise SidError('%s: unusable cache entry (%s); the next cache build rebuilds it'
+                           % (path, problem))
+        _verified.add(path)
     try:
         array = np.load(path, mmap_mode='r')
-    except (OSError, ValueError) as e:
-        raise SidError('%s: unreadable cache entry (%s); delete it to rebuild' % (path, e))
-    if array.dtype != np.uint16 or array.ndim != 3:
-        raise SidError('%s: cache entry is %s %s, expected 3-D uint16; delete it to rebuild'
-                       % (path, array.dtype, array.shape))
+    except (OSError, ValueError, EOFError) as e:
+        raise SidError('%s: unreadable cache entry (%s); the next cache build rebuilds it'
+                       % (path, str(e).splitlines()[0][:80]))
+    if array.dtype != CACHE_DTYPE or array.ndim != 3 or not array.flags.c_contiguous:
+        raise SidError('%s: cache entry is %s %s, expected C-ordered 3-D uint16; the next cache '
+                       'build rebuilds it' % (path, array.dtype, array.shape))
     return array
 
 
-def _entry_ok(path):
-    try:
-        open_cached(path)
-        return True
-    except SidError:
-        return False
-
-
-def build_cache_entry(raw_path, kind, cache_dir, data_dir):
-    """Decode `raw_path` into its cache entry unless a valid one exists; returns the entry path."""
+def build_cache_entry(raw_path, kind, cache_dir, data_dir, verify=True):
+    """(entry path, None) if a good entry exists, else decode `raw_path` into a new entry and
+    return (entry path, why the old one was rebuilt or None if there was none)."""
     import glob
     path = cache_file(raw_path, kind, cache_dir, data_dir)
-    if os.path.isfile(path) and _entry_ok(path):
-        return path
-    array = decode_for_cache(raw_path, kind)
-    with atomic_write(path) as f:
-        np.save(f, array)
-    for stale in glob.glob(glob.escape(_cache_stem(raw_path, kind, cache_dir, data_dir)) + '.v*.npy'):
+    problem = cache_entry_problem(path, kind, verify)
+    if problem is None:
+        return path, None
+    write_cache_entry(path, decode_for_cache(raw_path, kind))
+    stem = _cache_stem(raw_path, kind, cache_dir, data_dir)
+    for stale in glob.glob(glob.escape(stem) + '.v*.npy'):
         if stale != path:
             with contextlib.suppress(OSError):
                 os.remove(stale)
-    return path
+    return path, None if problem == MISSING else problem
 
 
 def _quiet_fork_warning():
@@ -414,46 +636,52 @@ def _build_job(job):
     return job, build_cache_entry(*job)
 
 
-def build_cache(raws, cache_dir, data_dir, workers=0, progress=True):
-    """Make sure every (raw_path, kind) in `raws` has a cache entry; returns {(raw, kind): path}.
+def build_cache(raws, cache_dir, data_dir, workers=0, progress=True, verify=True):
+    """Make sure each (raw_path, kind) in `raws` has a good cache entry; {(raw, kind): path}.
 
-    Missing or stale entries are decoded in `workers` processes (0: all cores) with a progress
-    bar; an unreadable raw raises its one-line SidError before anything trains.
+    Missing entries are decoded, and with verify every existing one is checksummed, in `workers`
+    processes (0: all cores) with a progress bar; bad entries are rebuilt with one line each on
+    stderr. An unreadable raw raises its one-line SidError before anything trains.
     """
     import multiprocessing
+    import sys
     from tqdm import tqdm
     jobs = sorted(set((raw, kind) for raw, kind in raws))
     done, todo = {}, []
     for raw, kind in jobs:
         path = cache_file(raw, kind, cache_dir, data_dir)
-        if os.path.isfile(path) and _entry_ok(path):
+        if not verify and cache_entry_problem(path, kind, verify=False) is None:
             done[(raw, kind)] = path
         else:
-            todo.append((raw, kind, cache_dir, data_dir))
+            todo.append((raw, kind, cache_dir, data_dir, verify))
     if not todo:
         return done
     workers = min(workers or multiprocessing.cpu_count(), len(todo))
-    bar = tqdm(total=len(todo), desc='decoding raws into %s' % cache_dir, unit='file',
-               disable=not progress)
+    bar = tqdm(total=len(todo), desc='%s raws into %s' % ('checking or decoding' if verify else
+                                                          'decoding', cache_dir),
+               unit='file', disable=not progress)
     if workers <= 1:
         results = (_build_job(job) for job in todo)
         pool = None
     else:
         # Forking is safe while this process has never run LibRaw (its OpenMP pool is what can
         # deadlock a forked child); otherwise pay for spawn's slower start.
-        import sys
         ctx = multiprocessing.get_context('spawn' if 'rawpy' in sys.modules else 'fork')
         pool = ctx.Pool(workers, initializer=_quiet_fork_warning)
         results = pool.imap_unordered(_build_job, todo)
     try:
-        for job, path in results:
+        for job, (path, rebuilt) in results:
             done[job[:2]] = path
+            if rebuilt:
+                bar.write('cache entry %s: %s; rebuilt it' % (path, rebuilt), file=sys.stderr)
             bar.update(1)
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
+    if verify:  # checked (or written) by the workers during this call
+        _verified.update(done.values())
     return done
 
 

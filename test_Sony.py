@@ -335,6 +335,7 @@ def main(argv):
           % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
+    sid_io.require_writable_dir(final_dir, 'test results')
     # What is left to do: outputs missing or made by another checkpoint, gt/scale missing.
     todo, stale = [], 0
     for pair, scene, burst, ratio in pairs:

@@ -48,6 +48,7 @@ UPSCALE = 2              # packed pixel -> 2x2 output pixels
 CHECKPOINT_NAME = 'model.ckpt'   # files model.ckpt-<global step>.*; test_Sony.py restores them
 KEEP_CHECKPOINTS = 2             # the previous one survives anything that happens to the newest
 EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
+MAX_SEED = 2 ** 32 - 1        # numpy seeds (epoch_rng) are 32-bit
 SAMPLE_DIR = '%04d'
 SAMPLE_NAME = '%05d_00_train_%d.jpg'  # scene id, ratio (the official names)
 JPEG_QUALITY = 95
@@ -325,6 +326,7 @@ def main(argv):
     long_raws = [pairs[i].long for i in my_pairs]  # novm
     raws = [(pairs[i].short, 'input') for i in my_pairs] + [(raw, 'gt') for raw in long_raws]
     workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
+    sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
     data = CachedPairs(pairs, entries)
     shapes = data.check_shapes(my_pairs, f.ps)
@@ -332,6 +334,9 @@ def main(argv):
     say('%d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
         % (len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
 
+    if dist.is_chief:  # the data is sound: now the outputs, before hours of training
+        sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
+        sid_io.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
     ckpt_path, done_epochs = resume_point(f.checkpoint_dir)
     first_epoch = done_epochs + 1
     if first_epoch > f.epochs:
@@ -466,7 +471,8 @@ def define_flags():
     flags.DEFINE_integer('lr_drop_epoch', LR_DROP_EPOCH, 'learning rate / 10 after this epoch')
     flags.DEFINE_boolean('scale_lr_by_world_size', False, 'multiply the learning rate by the '
                          'number of ranks (the paper trains on one device)')
-    flags.DEFINE_integer('seed', 0, 'seed of the weights and of the crop sampling')
+    flags.DEFINE_integer('seed', 0, 'seed of the weights and of the crop sampling',
+                         lower_bound=0, upper_bound=MAX_SEED)
     flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
                         'weights start a fresh run; ignored when checkpoint_dir has one')
     npu_config.define_flags(distributed=True)

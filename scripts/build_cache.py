@@ -5,8 +5,10 @@ the 25 GB Sony set once (about 1865 short + 161 long raws) while the device does
 
     python3 scripts/build_cache.py --data_dir=./dataset --lists=./Sony_train_list.txt
 
-Entries are written atomically and keyed by each raw's size and mtime, so re-running only decodes
-what is missing or changed.
+Entries are written atomically, keyed by each raw's size, mtime, inode and ctime, and carry a
+checksum, so re-running decodes only what is missing, changed or damaged (one line per damaged
+entry). --noverify skips reading the data of existing entries (their header and size are still
+checked); train_Sony.py always verifies.
 """
 import os
 import sys
@@ -31,7 +33,9 @@ def define_flags():
     flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/')
     flags.DEFINE_list('lists', ['./Sony_train_list.txt'], 'list files whose raws to decode')
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
-    flags.DEFINE_integer('workers', 0, 'decoding processes; 0: all cores')
+    flags.DEFINE_integer('workers', 0, 'decoding processes; 0: all cores', lower_bound=0)
+    flags.DEFINE_bool('verify', True, 'checksum the data of existing entries (--noverify: '
+                      'header and size only)')
 
 
 @sid_io.fail_cleanly
@@ -41,11 +45,13 @@ def main(argv):
     f = flags.FLAGS
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     jobs = cache_jobs(f.lists, f.data_dir)
+    sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     start = time.time()
-    entries = sid_io.build_cache(jobs, cache_dir, f.data_dir, f.workers)
+    entries = sid_io.build_cache(jobs, cache_dir, f.data_dir, f.workers, verify=f.verify)
     size = sum(os.path.getsize(p) for p in entries.values())
-    print('cache %s: %d entries, %.2f GB, ready in %.1f s'
-          % (cache_dir, len(entries), size / 1e9, time.time() - start))
+    print('cache %s: %d entries, %.2f GB, %s in %.1f s'
+          % (cache_dir, len(entries), size / 1e9, 'verified' if f.verify else 'ready',
+             time.time() - start))
 
 
 if __name__ == '__main__':

@@ -230,7 +230,8 @@ def define_flags():
     flags.DEFINE_integer('test_scenes', 3, 'number of test scenes (ids 1xxxx)')
     flags.DEFINE_integer('val_scenes', 2, 'number of validation scenes (ids 2xxxx)')
     flags.DEFINE_integer('bursts', 2, 'short-exposure burst frames per scene')
-    flags.DEFINE_integer('seed', 0, 'random seed: the same seed gives byte-identical files')
+    flags.DEFINE_integer('seed', 0, 'random seed: the same seed gives byte-identical files',
+                         lower_bound=0)
 
 
 @sid_io.fail_cleanly

@@ -108,3 +108,19 @@ def test_partial_download_of_the_official_lists_is_one_summary_per_list(tmp_path
 
 def n_files(lines):
     return len(set(path for line in lines for path in line.split()[:2]))
+
+
+def test_list_with_swapped_columns(dataset):
+    short, long_, iso, fnumber = (dataset / LIST).read_text().split()
+    (dataset / LIST).write_text(' '.join([long_, short, iso, fnumber]) + '\n')
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == [
+        'error: %s:1: the short-exposure column names %s, in a long/ folder: are the two columns '
+        'swapped?' % (dataset / LIST, dataset / 'Sony/long/00001_00_10s.dng')]
+
+
+def test_list_that_is_not_utf8(dataset):
+    (dataset / LIST).write_bytes((dataset / LIST).read_bytes() + b'# caf\xe9\n')
+    code, errors, _ = check(dataset)
+    assert code == 1 and errors == ['error: %s:2: not a UTF-8 text list file (byte 0xe9)'
+                                    % (dataset / LIST)]

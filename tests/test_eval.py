@@ -1,6 +1,7 @@
 """eval.py: reports, per-ratio tables, every SSIM protocol in one pass, bad inputs (the metrics
 themselves are tested in test_metrics.py)."""
 import csv
+import errno
 import json
 import math
 import os
@@ -199,3 +200,51 @@ def test_images_smaller_than_the_ssim_window_are_a_one_line_error(tmp_path):
     proc = run_script('eval.py', '--result_dir=%s' % final, '--ssim=matlab')
     assert proc.returncode == 0, proc.stderr
     assert re.search(r'^average ssim matlab: 0\.\d+$', proc.stdout, re.M)
+
+
+def write_outputs(final_dir, rng, scenes):
+    """Just the out/gt PNGs of (scene, ratio) pairs (make_results also computes expectations)."""
+    os.makedirs(str(final_dir))
+    for scene, ratio in scenes:
+        gt = smooth_image(rng)
+        stem = os.path.join(str(final_dir), '%05d_00_%d_' % (scene, ratio))
+        save(gt, stem + 'gt.png')
+        save(noisy(rng, gt, 5), stem + 'out.png')
+
+
+def test_unwritable_reports_print_the_scores_then_fail_in_one_line(tmp_path):
+    """A read-only or full results folder: the table first, then one line about the reports."""
+    rng = np.random.RandomState(RNG_SEED)
+    final = tmp_path / 'final'
+    write_outputs(final, rng, [(10001, 100), (10002, 250)])
+    (final / 'eval_skimage.md').mkdir()  # in the way of a report (root ignores chmod)
+    proc = run_script('eval.py', '--result_dir=%s' % final, '--jobs=1')
+    assert proc.returncode == 1
+    assert re.search(r'^average psnr: [\d.]+$', proc.stdout, re.M)
+    assert re.search(r'^\| all \| 2 \| [\d.]+ \| [\d.]+ \|$', proc.stdout, re.M)
+    errors = [line for line in proc.stderr.splitlines() if 'Traceback' in line or
+              line.startswith('error:')]
+    assert errors == ['error: %s: cannot write (Is a directory)' % (final / 'eval_skimage.md')]
+    assert not list(final.glob('.tmp-*'))
+
+
+def test_reports_are_written_together_or_not_at_all(tmp_path, monkeypatch):
+    rng = np.random.RandomState(RNG_SEED)
+    final = tmp_path / 'final'
+    write_outputs(final, rng, [(10001, 100), (10002, 250)])
+    items = sid_eval.list_results(str(final))
+    scores = [sid_eval.score((i[3], i[4], ['skimage'])) for i in items]
+    summary = sid_eval.summarize(items, scores, ['skimage'])
+    real_open = os.open
+
+    def disk_full_at_the_last(path, flags, *args, **kwargs):
+        if str(path).endswith('eval_skimage.md'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, 'open', disk_full_at_the_last)
+    with pytest.raises(sid_io.SidError) as e:
+        sid_eval.write_reports(str(final), 'eval_skimage', items, scores, summary, ['skimage'],
+                               ())
+    assert str(e.value) == '%s: cannot write (no space left on %s)' % (
+        final / 'eval_skimage.md', final)
+    assert not list(final.glob('*eval*')) and not list(final.glob('.tmp-*'))

@@ -1,5 +1,7 @@
 """sid_io: names, ratios, list files, raw packing against the paper's formula, bad inputs."""
+import errno
 import os
+import re
 
 import numpy as np
 import pytest
@@ -93,6 +95,73 @@ def test_list_line_round_trips_through_the_parser(tmp_path):
     sid_io.write_list([line], str(tmp_path / 'l.txt'))
     pair, = sid_io.read_list(str(tmp_path / 'l.txt'), str(tmp_path), check_files=False)
     assert (pair.iso, pair.fnumber) == ('ISO200', 'F5.6')
+
+
+LINE = './Sony/short/00001_00_0.1s.dng ./Sony/long/00001_00_10s.dng ISO100 F8'
+
+
+@pytest.mark.parametrize('line, message', [
+    ('./Sony/long/00001_00_10s.dng ./Sony/short/00001_00_0.1s.dng ISO100 F8',
+     r'the short-exposure column names .*long/00001_00_10s\.dng, in a long/ folder: are the two '
+     r'columns swapped\?'),
+    ('./Sony/short/00001_00_0.1s.dng ./Sony/short/00001_01_10s.dng ISO100 F8',
+     r'the long-exposure column names .*, in a short/ folder'),
+    ('./Sony/short/00001_00_0.1s.dng ./Sony/long/00002_00_10s.dng ISO100 F8',
+     r'short exposure of scene 00001 paired with the long exposure of scene 00002'),
+    ('./Sony/short/00001_00_10s.dng ./Sony/long/00001_00_0.1s.dng ISO100 F8',
+     r'short exposure 10s is not shorter than the long exposure 0\.1s \(the ratio long / short '
+     r'must be > 1\)'),
+    ('./Sony/short/00001_00_10s.dng ./Sony/long/00001_00_10s.dng ISO100 F8',
+     r'short exposure 10s is not shorter than the long exposure 10s'),
+])
+def test_read_list_rejects_pairs_that_make_no_sense(tmp_path, line, message):
+    bad = write_text(tmp_path / 'l.txt', LINE + '\n' + line + '\n')
+    with pytest.raises(sid_io.SidError, match=r'^%s:2: %s' % (re.escape(bad), message)):
+        sid_io.read_list(bad, str(tmp_path), check_files=False)
+
+
+def test_read_list_rejects_a_short_exposure_listed_twice(tmp_path):
+    bad = write_text(tmp_path / 'l.txt', '\n'.join([
+        LINE, LINE.replace('_00_0.1s', '_01_0.1s'), LINE.replace('10s', '30s')]))
+    with pytest.raises(sid_io.SidError, match=r'l\.txt:3: short exposure .*00001_00_0\.1s\.dng '
+                                              r'is already paired on line 1$'):
+        sid_io.read_list(bad, str(tmp_path), check_files=False)
+
+
+def test_official_lists_pass_the_pair_checks(tmp_path):
+    """The authors' list lines are sane pairs; e.g. Sony_test_list.txt's first and last lines."""
+    lines = ['./Sony/short/10003_00_0.04s.ARW ./Sony/long/10003_00_10s.ARW ISO200 F9',
+             './Sony/short/10003_00_0.1s.ARW ./Sony/long/10003_00_10s.ARW ISO200 F9',
+             './Sony/short/10227_09_0.1s.ARW ./Sony/long/10227_00_30s.ARW ISO400 F4']
+    path = write_text(tmp_path / 'l.txt', '\n'.join(lines) + '\n')
+    assert len(sid_io.read_list(path, str(tmp_path), check_files=False)) == 3
+
+
+def test_read_list_not_utf8_names_file_and_line(tmp_path):
+    bad = tmp_path / 'l.txt'
+    bad.write_bytes(LINE.encode() + b'\n./Sony/short/00001_01_0.1s.dng caf\xe9 ISO100 F8\n')
+    with pytest.raises(sid_io.SidError) as e:
+        sid_io.read_list(str(bad), str(tmp_path), check_files=False)
+    assert str(e.value) == '%s:2: not a UTF-8 text list file (byte 0xe9)' % bad
+
+
+def test_read_list_given_a_raw_file_names_it(tiny_dataset):
+    raw = str(tiny_dataset / 'Sony/long/00001_00_10s.dng')
+    with pytest.raises(sid_io.SidError) as e:
+        sid_io.read_list(raw, str(tiny_dataset))
+    assert re.match(r'^%s:\d+: not a (UTF-8 )?text list file \((byte 0x[0-9a-f]{2}|NUL byte)\)$'
+                    % re.escape(raw), str(e.value)), str(e.value)
+
+
+def test_read_list_strips_a_utf8_bom(tmp_path):
+    path = tmp_path / 'l.txt'
+    path.write_bytes(b'\xef\xbb\xbf' + LINE.encode() + b'\n')
+    pair, = sid_io.read_list(str(path), str(tmp_path), check_files=False)
+    assert pair.short == os.path.normpath(str(tmp_path / 'Sony/short/00001_00_0.1s.dng'))
+    bad = tmp_path / 'm.txt'  # the line of a bad byte counts lines after the BOM, too
+    bad.write_bytes(b'\xef\xbb\xbf' + LINE.encode() + b'\n\xe9\n')
+    with pytest.raises(sid_io.SidError, match=r'm\.txt:2: not a UTF-8 text list file'):
+        sid_io.read_list(str(bad), str(tmp_path), check_files=False)
 
 
 # ---------------------------------------------------------------- packing
@@ -202,3 +271,100 @@ def test_atomic_path_keeps_the_extension_for_format_sniffing_writers(tmp_path):
         assert tmp.endswith('x.png') and os.path.dirname(tmp) == str(tmp_path)
         open(tmp, 'w').close()
     assert os.listdir(str(tmp_path)) == ['x.png']
+
+
+def test_atomic_write_respects_the_umask_and_fsyncs_file_and_folder(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, 'fsync', lambda fd: synced.append(os.fstat(fd).st_ino) or
+                        real_fsync(fd))
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        old = os.umask(umask)
+        try:
+            with sid_io.atomic_write(str(tmp_path / 'r.txt'), 'w') as f:
+                f.write('shared')
+        finally:
+            os.umask(old)
+        assert os.stat(str(tmp_path / 'r.txt')).st_mode & 0o777 == mode
+        # the data before the rename, then the folder holding the rename
+        assert synced == [os.stat(str(tmp_path / 'r.txt')).st_ino, os.stat(str(tmp_path)).st_ino]
+        del synced[:]
+    with sid_io.atomic_write(str(tmp_path / 'r.txt'), 'w', fsync=False) as f:
+        f.write('quick')
+    assert synced == []
+
+
+def test_atomic_write_under_a_file_is_one_line_naming_the_path(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    target = str(tmp_path / 'file' / 'sub' / 'out.png')
+    with pytest.raises(sid_io.SidError) as e:
+        with sid_io.atomic_path(target):
+            raise AssertionError('not reached')
+    assert str(e.value) == '%s: cannot write (Not a directory)' % target
+    target = str(tmp_path / 'file' / 'out.png')  # the folder itself is a file
+    with pytest.raises(sid_io.SidError, match=r'out\.png: cannot write \(.*file is a file, not a '
+                                              r'folder\)$'):
+        with sid_io.atomic_write(target):
+            pass
+
+
+@pytest.mark.parametrize('error, reason', [
+    (errno.ENOSPC, 'no space left on {folder}'),
+    (errno.EACCES, 'Permission denied'),
+    (errno.EIO, 'Input/output error'),
+])
+def test_atomic_write_failing_mid_write_is_one_line_and_leaves_nothing(tmp_path, error, reason):
+    target = str(tmp_path / 'out' / 'report.json')
+    with pytest.raises(sid_io.SidError) as e:
+        with sid_io.atomic_write(target, 'w') as f:
+            f.write('half')
+            raise OSError(error, os.strerror(error))  # what a full or failing disk raises
+    assert str(e.value) == '%s: cannot write (%s)' % (
+        target, reason.format(folder=str(tmp_path / 'out')))
+    assert os.listdir(str(tmp_path / 'out')) == []
+
+
+def test_atomic_write_failing_to_create_or_rename_is_one_line(tmp_path, monkeypatch):
+    target = str(tmp_path / 'list.txt')
+    real_open = os.open
+
+    def no_permission(path, *args, **kwargs):
+        if os.path.dirname(str(path)) == str(tmp_path):
+            raise PermissionError(errno.EACCES, 'Permission denied', path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(os, 'open', no_permission)
+    with pytest.raises(sid_io.SidError, match=r'list\.txt: cannot write \(Permission denied\)$'):
+        sid_io.write_list(['a'], target)
+    monkeypatch.setattr(os, 'open', real_open)
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(os, 'replace', disk_full)
+    with pytest.raises(sid_io.SidError, match=r'list\.txt: cannot write \(no space left on %s\)$'
+                       % re.escape(str(tmp_path))):
+        sid_io.write_list(['a'], target)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_require_writable_dir_creates_and_proves_or_fails_in_one_line(tmp_path, monkeypatch):
+    folder = tmp_path / 'a' / 'b'
+    sid_io.require_writable_dir(str(folder), 'checkpoints')
+    assert folder.is_dir() and os.listdir(str(folder)) == []
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(sid_io.SidError) as e:
+        sid_io.require_writable_dir(str(tmp_path / 'file' / 'ckpt'), 'checkpoints')
+    assert str(e.value) == '%s: cannot write checkpoints (Not a directory)' % (
+        tmp_path / 'file' / 'ckpt')
+    with pytest.raises(sid_io.SidError, match=r'file: cannot write results \(.*file is a file, '
+                                              r'not a folder\)$'):
+        sid_io.require_writable_dir(str(tmp_path / 'file'), 'results')
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # root ignores chmod: simulate EACCES
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, 'Permission denied', path)
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, 'open', read_only)
+    with pytest.raises(sid_io.SidError) as e:
+        sid_io.require_writable_dir(str(folder), 'the decoded-raw cache')
+    assert str(e.value) == '%s: cannot write the decoded-raw cache (Permission denied)' % folder

@@ -208,6 +208,19 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     assert not (tmp_path / 'none').exists()
 
 
+def test_unwritable_result_folder_fails_in_one_line_before_any_work(tmp_path, tiny_dataset,
+                                                                   checkpoint):
+    (tmp_path / 'file').write_text('x')  # root ignores chmod: a folder under a regular file
+    proc = run_script('test_Sony.py', '--data_dir=%s' % tiny_dataset,
+                      '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
+                      '--checkpoint_dir=%s' % checkpoint,
+                      '--result_dir=%s' % (tmp_path / 'file' / 'result'))
+    assert proc.returncode == 1
+    assert [l for l in proc.stderr.splitlines() if l.startswith('error:') or 'Traceback' in l] == [
+        'error: %s: cannot write test results (Not a directory)'
+        % (tmp_path / 'file' / 'result' / 'final')]
+
+
 def test_default_overlap_covers_the_receptive_field_tightly():
     """The exactness argument of DEFAULT_TILE_OVERLAP, recomputed: 94 packed pixels -> 96."""
     need = bench_inference.receptive_field_context()

@@ -298,6 +298,53 @@ def test_empty_training_list_is_an_error(data, tmp_path):
     assert_one_line_error(proc, str(empty), 'no pairs')
 
 
+@pytest.mark.parametrize('seed', ['-1', '99999999999'])
+def test_seed_outside_numpy_range_is_refused_at_flag_parsing(data, tmp_path, seed):
+    proc = train(data, tmp_path, '--epochs=1', '--seed=%s' % seed,
+                 '--cache_dir=%s' % (tmp_path / 'cache'))
+    assert proc.returncode == 1 and 'flag --seed=%s' % seed in proc.stderr
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'cache').exists()
+
+
+def test_unwritable_output_folders_fail_in_one_line_before_step_1(data, tmp_path):
+    """Root ignores chmod, so the folders sit under a regular file (NotADirectoryError)."""
+    (tmp_path / 'file').write_text('x')
+    blocked = tmp_path / 'file' / 'sub'
+    for flag, what in (('checkpoint_dir', 'checkpoints'),
+                       ('result_dir', 'samples and TensorBoard logs'),
+                       ('cache_dir', 'the decoded-raw cache')):
+        proc = train(data, tmp_path, '--epochs=1', '--%s=%s' % (flag, blocked))
+        assert_one_line_error(proc, '%s: cannot write %s (Not a directory)' % (blocked, what))
+    # The default cache inside a dataset it cannot write to (here: "cache" is a file).
+    copy = tmp_path / 'copy'
+    make_tiny_dataset(copy, n_train=1, n_test=0, n_val=0, bursts=1)
+    (copy / 'cache').write_text('x')
+    proc = train(copy, tmp_path / 'work', '--epochs=1')
+    assert_one_line_error(proc, '%s: cannot write the decoded-raw cache (%s is a file, not a '
+                          'folder)' % (copy / 'cache', copy / 'cache'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_damaged_cache_entry_is_rebuilt_before_training_never_used(data, tmp_path):
+    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
+    cache = str(tmp_path / 'cache')
+    entries = sid_io.build_cache([(pairs[0][1], 'gt')], cache, str(data), workers=1,
+                                 progress=False)
+    victim = entries[(pairs[0][1], 'gt')]
+    with open(victim, 'rb') as f:
+        good = f.read()
+    middle = len(good) // 2  # 64 bytes overwritten inside the pixels: the header stays valid
+    with open(victim, 'wb') as f:
+        f.write(good[:middle] + bytes(64) + good[middle + 64:])
+    proc = train(data, tmp_path, '--epochs=1', '--cache_dir=%s' % cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rebuilt = [line for line in proc.stderr.splitlines() if 'rebuilt it' in line]
+    assert len(rebuilt) == 1 and rebuilt[0].startswith('cache entry %s: checksum mismatch'
+                                                       % victim)
+    with open(victim, 'rb') as f:
+        assert f.read() == good
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, trained,
                                                                               tmp_path):
     shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
