@@ -27,6 +27,7 @@ TIFF_MAGICS = (b'II*\x00', b'MM\x00*')
 IMAGE_MAGICS = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG', 'PNG'))
 DNG_VERSION_TAG = 50706
 PHOTOMETRIC_MINISBLACK = 1  # a DNG main image without colour filter
+PHOTOMETRIC_LINEAR_RAW = 34892  # a DNG main image already demosaiced
 
 Pair = namedtuple('Pair', 'short long iso fnumber line')
 # A camera's raw as recorded (read_mosaic): uint16 mosaic, (row, col) of its first red pixel,
@@ -176,6 +177,8 @@ def _unreadable_reason(path):
                     'scanner or an image editor?)')
         if PHOTOMETRIC_MINISBLACK in photometric:
             return 'monochrome DNG: no colour filter array, not supported'
+        if PHOTOMETRIC_LINEAR_RAW in photometric:
+            return 'linear DNG: already demosaiced, no CFA'
         return 'a DNG that LibRaw cannot decode (photometric %s)' % photometric
     return 'not a readable raw file (LibRawFileUnsupportedError)'
 
@@ -252,12 +255,11 @@ def cfa_phase(path, raw):
 
 def _check_bayer(path, raw):
     """The paper's path takes RGGB as it is: training pairs mosaics with full-size targets."""
-    phase = cfa_phase(path, raw)
-    if phase != (0, 0):
+    if cfa_phase(path, raw) != (0, 0):
         colors = raw.color_desc.decode('ascii', 'replace')
-        names = ''.join(colors[raw.raw_pattern[y, x]] for y, x in BAYER_OFFSETS)
-        raise SidError('%s: CFA order at (0,0),(0,1),(1,1),(1,0) is %s, expected RGBG (RGGB)'
-                       % (path, names))
+        order = ''.join(colors[i] for i in raw.raw_pattern.flat)
+        raise SidError('%s: CFA order %s, expected RGGB (scripts/enhance.py reads any Bayer order)'
+                       % (path, order))
 
 
 def read_bayer(path):
