@@ -101,9 +101,7 @@ def output_paths(raws, out_dir, tiff):
 
 
 def check_inputs(raws, model_path, checkpoint_dir):
-    """Everything that can be refused without TensorFlow: files, flags, the model's path."""
-    if not raws:
-        raise sid_io.SidError('no raw files given: python3 scripts/enhance.py --auto_ratio RAW ...')
+    """Everything that can be refused without TensorFlow: the raws and the model's path."""
     for raw in raws:
         sid_io.read_mosaic(raw)  # decodes fully: truncated data is found here, not later
     if model_path and not os.path.isfile(model_path):
@@ -171,6 +169,8 @@ def main(argv):
     from absl import flags
     f = flags.FLAGS
     raws = argv[1:]
+    if not raws:
+        raise sid_io.SidError('no raw files given: python3 scripts/enhance.py --auto_ratio RAW ...')
     if (f.ratio is None) == (not f.auto_ratio):
         raise sid_io.SidError('give either --ratio=R or --auto_ratio (see --help)')
     plan = output_paths(raws, f.out_dir, f.tiff)

@@ -174,11 +174,3 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
         'download the authors\' model - refusing to test random weights' % empty]
     assert not (tmp_path / 'none').exists()
 
-
-def test_a_positional_argument_is_refused_not_ignored(tmp_path):
-    proc = run_script('test_Sony.py', 'photo.dng', '--result_dir=%s' % tmp_path)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
-        'error: unexpected argument photo.dng: test_Sony.py reads its pairs from --test_list (for '
-        'your own raw files use scripts/enhance.py)')
-    assert os.listdir(str(tmp_path)) == []
