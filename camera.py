@@ -5,7 +5,7 @@ that camera's raw becomes the network's input: which colour filter it has, how i
 normalised, how a repeat of its filter is packed into channels and how many output pixels one
 packed pixel becomes (depth_to_space). Code takes a profile; it never tests for a camera by name.
 
-    SONY   the paper's constants (black 512, white 16383): test_Sony.py's results stay bit for bit
+    SONY   the paper's constants (black 512, white 16383): exactly sid_io.pack_raw, as test_Sony.py
     BAYER  any Bayer camera: levels from the file, any 2x2 phase (scripts/enhance.py)
 
 The Fuji X-Trans profile (cfa 'xtrans', 6x6 packing into 9 channels, block 3) comes with its

@@ -135,9 +135,10 @@ def _capture_fd2():
     """Start sending C-level stderr to a temporary file; returns a function that restores it and
     returns what was written there (None if stderr could not be redirected)."""
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # no usable stderr: nothing to catch
         return lambda: None
     sink = tempfile.TemporaryFile()
     os.dup2(sink.fileno(), 2)

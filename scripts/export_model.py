@@ -16,6 +16,7 @@ After writing, each export is run on the same input as the checkpoint and compar
 graph and the SavedModel must match it bit for bit (same TensorFlow), ONNX (onnxruntime) within
 1e-4; otherwise the run fails and nothing is left under the export's name.
 """
+import importlib.util
 import logging
 import os
 import shutil
@@ -40,7 +41,8 @@ def define_flags():
     from absl import flags
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
                         'trained model: folder with model.ckpt* (latest is used) or a prefix')
-    flags.DEFINE_string('out_dir', './export', 'written: <name>.pb, <name>_savedmodel/, <name>.onnx')
+    flags.DEFINE_string('out_dir', './export', 'where <name>.pb, <name>_savedmodel/ and '
+                        '<name>.onnx go')
     flags.DEFINE_string('name', 'sid', 'base name of the exported files')
     flags.DEFINE_integer('height', 0, 'fixed input height in packed pixels (0: any)', lower_bound=0)
     flags.DEFINE_integer('width', 0, 'fixed input width in packed pixels (0: any)', lower_bound=0)
@@ -68,7 +70,8 @@ def write_savedmodel(model, path):
     try:
         builder = tf.saved_model.Builder(build)
         signature = tf.saved_model.predict_signature_def(
-            inputs={inference.INPUT_NAME: model.input}, outputs={inference.OUTPUT_NAME: model.output})
+            inputs={inference.INPUT_NAME: model.input},
+            outputs={inference.OUTPUT_NAME: model.output})
         builder.add_meta_graph_and_variables(model.session, [tf.saved_model.SERVING],
                                              signature_def_map={SERVING_SIGNATURE: signature})
         builder.save()
@@ -80,13 +83,9 @@ def write_savedmodel(model, path):
 
 
 def write_onnx(graph_def, path):
-    """ONNX through tf2onnx (from the frozen graph); an error if tf2onnx is not installed."""
-    try:
-        import tf2onnx
-        logging.getLogger(tf2onnx.__name__).setLevel(logging.WARNING)  # per-pass INFO lines
-    except ImportError as e:
-        raise sid_io.SidError('%s: ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
-                              'onnxruntime; %s); or leave onnx out of --formats' % (path, e))
+    """ONNX through tf2onnx, from the frozen graph."""
+    import tf2onnx
+    logging.getLogger(tf2onnx.__name__).setLevel(logging.WARNING)  # per-pass INFO lines
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, opset=ONNX_OPSET,
                                               input_names=[inference.INPUT_NAME + ':0'],
                                               output_names=[inference.OUTPUT_NAME + ':0'])
@@ -118,6 +117,25 @@ def check_input(height, width):
     return np.clip(scene, 0, 1).astype(np.float32)[None]
 
 
+def export(model, formats, stem, packed, written):
+    """Write the chosen formats to <stem>.pb, <stem>_savedmodel, <stem>.onnx, adding (format,
+    path) to `written` as each one lands; returns the checkpoint's own output on `packed`."""
+    with model.session:
+        reference = model.session.run(model.output, {model.input: packed})
+        graph_def = freeze(model)
+        if 'pb' in formats:
+            with sid_io.atomic_write(stem + '.pb') as out:
+                out.write(graph_def.SerializeToString())
+            written.append(('pb', stem + '.pb'))
+        if 'savedmodel' in formats:
+            write_savedmodel(model, stem + '_savedmodel')
+            written.append(('savedmodel', stem + '_savedmodel'))
+    if 'onnx' in formats:
+        write_onnx(graph_def, stem + '.onnx')
+        written.append(('onnx', stem + '.onnx'))
+    return reference
+
+
 def verify(written, reference, packed):
     """Compare every written export with the checkpoint's output; a mismatch is an error."""
     for fmt, path in written:
@@ -147,6 +165,9 @@ def main(argv):
     f = flags.FLAGS
     if bool(f.height) != bool(f.width):
         raise sid_io.SidError('give both --height and --width (a fixed input), or neither')
+    if 'onnx' in f.formats and importlib.util.find_spec('tf2onnx') is None:
+        raise sid_io.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
+                              'onnxruntime), or leave onnx out of --formats')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import tensorflow.compat.v1 as tf
     tf.logging.set_verbosity(tf.logging.ERROR)
@@ -159,26 +180,16 @@ def main(argv):
         inference.OUTPUT_NAME))
     packed = check_input(f.height, f.width)
     os.makedirs(f.out_dir, exist_ok=True)
-    stem = os.path.join(f.out_dir, f.name)
     written = []
-    with model.session:
-        reference = model.session.run(model.output, {model.input: packed})
-        graph_def = freeze(model)
-        if 'pb' in f.formats:
-            with sid_io.atomic_write(stem + '.pb') as out:
-                out.write(graph_def.SerializeToString())
-            written.append(('pb', stem + '.pb'))
-        if 'savedmodel' in f.formats:
-            write_savedmodel(model, stem + '_savedmodel')
-            written.append(('savedmodel', stem + '_savedmodel'))
-    if 'onnx' in f.formats:
-        write_onnx(graph_def, stem + '.onnx')
-        written.append(('onnx', stem + '.onnx'))
     try:
+        reference = export(model, f.formats, os.path.join(f.out_dir, f.name), packed, written)
         verify(written, reference, packed)
     except BaseException:
         for _, path in written:  # an export that does not reproduce the model is not left behind
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
         raise
 
 

@@ -82,9 +82,10 @@ def test_a_fixed_shape_graph_for_atc_and_enhance_from_it(tmp_path, exported):
     assert (tmp_path / 'fits_sid.png').is_file()
     proc = run_script('scripts/enhance.py', '--model=%s' % (tmp_path / 'sid.pb'), '--ratio=50',
                       other)
-    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+    # (the last line: TF 1.15 logs a failed CUDA probe before it on machines without a GPU)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
         'error: %s: packs to 24x41, the graph %s takes only 24x40; export one with any size for '
-        'this camera' % (other, tmp_path / 'sid.pb')]
+        'this camera' % (other, tmp_path / 'sid.pb'))
 
 
 @pytest.mark.parametrize('args,message', [
