@@ -1,5 +1,7 @@
 """scripts/export_model.py: the frozen graph and the SavedModel reproduce the checkpoint bit for bit,
 ONNX (onnxruntime) within 1e-4; a fixed-shape graph for Ascend's ATC; enhance runs from a graph."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -96,3 +98,13 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, args, message):
     proc = run_script('scripts/export_model.py', '--out_dir=%s' % tmp_path, *args)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(message)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_without_tensorflow(tmp_path):
+    """--help answers without importing TensorFlow (which here cannot be imported at all)."""
+    (tmp_path / 'tensorflow').mkdir()
+    (tmp_path / 'tensorflow' / '__init__.py').write_text('raise ImportError("TensorFlow loaded")\n')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(inference.__file__)))
+    proc = run_script('scripts/export_model.py', '--help',
+                      env={'PYTHONPATH': os.pathsep.join([str(tmp_path), root])})
+    assert '--height' in proc.stdout and 'atc --model' in proc.stdout
