@@ -223,7 +223,9 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded):
 
 @sid_io.fail_cleanly
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise sid_io.SidError('unexpected argument %s: eval.py takes flags only '
+                              '(it scores the PNGs in --result_dir)' % argv[1])
     import multiprocessing
     from absl import flags
     from tqdm import tqdm

@@ -9,6 +9,8 @@ import errno
 import os
 import re
 import struct
+import sys
+import tempfile
 import zlib
 from collections import namedtuple
 
@@ -24,11 +26,21 @@ GT_POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, 
 # Positions of R, G, B, G in a 2x2 RGGB cell, in the paper's channel order.
 BAYER_OFFSETS = ((0, 0), (0, 1), (1, 1), (1, 0))
 SPLITS = {'train': 0, 'test': 1, 'val': 2}  # first digit of the scene id
+XTRANS_PATTERN_SHAPE = (6, 6)  # Fuji X-Trans: a 6x6 colour filter repeat
+FOVEON_MAGIC = b'FOVb'  # Sigma X3F files (LibRaw >= 0.20 no longer decodes them)
+TIFF_MAGICS = (b'II*\x00', b'MM\x00*')
+IMAGE_MAGICS = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG', 'PNG'))
+DNG_VERSION_TAG = 50706
+PHOTOMETRIC_MINISBLACK = 1  # a DNG main image without colour filter
+PHOTOMETRIC_LINEAR_RAW = 34892  # a DNG main image already demosaiced
+
+Pair = namedtuple('Pair', 'short long iso fnumber line')
+# A camera's raw as recorded (read_mosaic): uint16 mosaic, (row, col) of its first red pixel,
+# float32 black and white level per packed channel (R, G, B, G), LibRaw's orientation code.
+Mosaic = namedtuple('Mosaic', 'bayer phase black white flip')
 
 # `10019_00_0.033s.ARW`: 5-digit scene id, burst index, exposure in seconds.
 NAME_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+(?:\.\d+)?)s\.[A-Za-z0-9]+$')
-
-Pair = namedtuple('Pair', 'short long iso fnumber line')
 
 
 class SidError(Exception):
@@ -237,16 +249,95 @@ def require_writable_dir(path, what):
 
 # ---------------------------------------------------------------- raw decoding
 
+def _capture_fd2():
+    """Start sending C-level stderr to a temporary file; returns a function that restores it and
+    returns what was written there (None if stderr could not be redirected)."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to catch
+        return lambda: None
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+
+    def restore():
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.seek(0)
+        text = sink.read().decode('utf-8', 'replace')
+        sink.close()
+        return text
+    return restore
+
+
+def _unreadable_reason(path):
+    """Why LibRaw refused a file, in plain words (it only says "unsupported format")."""
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    if head.startswith(FOVEON_MAGIC):
+        return 'Foveon X3 sensor (three stacked colour layers, no Bayer mosaic): not supported'
+    for magic, kind in IMAGE_MAGICS:
+        if head.startswith(magic):
+            return 'not a readable raw file: a %s image, not camera raw data' % kind
+    if head[:4] in TIFF_MAGICS:
+        import tifffile
+        try:
+            with tifffile.TiffFile(path) as tif:
+                first = tif.pages[0]
+                is_dng = DNG_VERSION_TAG in first.tags
+                pages = [first] + list(getattr(first, 'pages', None) or [])
+                photometric = [int(p.photometric) for p in pages
+                               if not getattr(p.tags.get(254), 'value', 0)]  # main images only
+        except Exception:  # tifffile raises many kinds on damaged files; the reason stays generic
+            return 'not a readable raw file (LibRawFileUnsupportedError)'
+        if not is_dng:
+            return ('not a readable raw file: a TIFF image without camera raw data (from a '
+                    'scanner or an image editor?)')
+        if PHOTOMETRIC_MINISBLACK in photometric:
+            return 'monochrome DNG: no colour filter array, not supported'
+        if PHOTOMETRIC_LINEAR_RAW in photometric:
+            return 'linear DNG: already demosaiced, no CFA'
+        return 'a DNG that LibRaw cannot decode (photometric %s)' % photometric
+    return 'not a readable raw file (LibRawFileUnsupportedError)'
+
+
 @contextlib.contextmanager
 def open_raw(path):
-    """rawpy.imread with LibRaw's errors turned into one-line SidErrors naming the file."""
+    """rawpy.imread + unpack with LibRaw's errors turned into one-line SidErrors naming the file.
+
+    LibRaw also prints data errors ("<file>: Unexpected end of file") to C stderr, and for some
+    formats carries on with garbage: those lines are caught, become the error, and are not
+    printed a second time.
+    """
     import rawpy  # deferred: only the scripts that decode need LibRaw loaded
     if not os.path.isfile(path):
         raise SidError('%s: raw file not found' % path)
+    restore = _capture_fd2()
+    raw, error = None, None
     try:
         raw = rawpy.imread(path)
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise SidError('%s: not a readable raw file (%s)' % (path, type(e).__name__))
+        raw.unpack()
+    except rawpy.LibRawFileUnsupportedError:
+        error = _unreadable_reason(path)
+    except rawpy.LibRawError as e:
+        # Opening read the header; what fails after that is the image data.
+        error = ('raw data is corrupt or truncated (%s)' if raw is not None else
+                 'not a readable raw file (%s)') % type(e).__name__
+    except (OSError, ValueError) as e:
+        error = 'not a readable raw file (%s)' % type(e).__name__
+    finally:
+        printed = restore()
+    data_errors = [line for line in (printed or '').splitlines() if line.startswith(path + ':')]
+    others = [line for line in (printed or '').splitlines() if line not in data_errors]
+    if others:  # not LibRaw's data errors: pass them on
+        sys.stderr.write('\n'.join(others) + '\n')
+    if error is None and data_errors:
+        error = 'raw data is corrupt or truncated (LibRaw: %s)' % data_errors[0][len(path) + 1:]
+    if error is not None:
+        if raw is not None:
+            raw.close()
+        raise SidError('%s: %s' % (path, error))
     try:
         yield raw
     except rawpy.LibRawError as e:
@@ -255,35 +346,102 @@ def open_raw(path):
         raw.close()
 
 
-def _check_bayer(path, raw):
-    colors = raw.color_desc.decode('ascii', 'replace')
-    pattern = raw.raw_pattern
-    if raw.num_colors < 3 or pattern is None or pattern.shape != (2, 2):
-        raise SidError('%s: not a 2x2 Bayer raw (colors %s)' % (path, colors))
-    names = ''.join(colors[pattern[y, x]] for y, x in BAYER_OFFSETS)
-    if names != 'RGBG':
-        raise SidError('%s: CFA order at (0,0),(0,1),(1,1),(1,0) is %s, expected RGBG (RGGB)'
-                       % (path, names))
+def cfa_phase(path, raw):
+    """(row, column) of the red pixel in the visible mosaic's first 2x2 cell.
 
-
-def read_bayer(path, levels='paper'):
-    """The visible Bayer mosaic as uint16, plus (black, white) levels.
-
-    levels='paper' uses the Sony constants (512, 16383) like the paper; levels='file' takes them
-    from the raw's own metadata, for other cameras.
+    Anything that is not an RGB Bayer mosaic is refused in plain words: the U-Net sees 2x2 cells.
     """
+    import rawpy
+    if raw.raw_type != rawpy.RawType.Flat:
+        if path.lower().endswith('.dng'):
+            raise SidError('%s: linear DNG: already demosaiced, no CFA' % path)
+        raise SidError('%s: already demosaiced raw (e.g. sRAW/mRAW): no CFA' % path)
+    if raw.num_colors == 1:
+        raise SidError('%s: monochrome sensor: no colour filter array' % path)
+    pattern = raw.raw_pattern
+    if pattern is not None and pattern.shape == XTRANS_PATTERN_SHAPE:
+        raise SidError('%s: X-Trans sensor: needs a Fuji model' % path)
+    colors = raw.color_desc.decode('ascii', 'replace')
+    cell = ''
+    if pattern is not None and pattern.shape == (2, 2):
+        cell = ''.join(colors[i] if i < len(colors) else '?' for i in pattern.flat)
+    if sorted(cell) != sorted('RGGB'):
+        raise SidError('%s: not an RGB Bayer sensor (CFA pattern %s, colours %s)'
+                       % (path, 'x'.join(map(str, pattern.shape)) if pattern is not None
+                          else 'none', colors))
+    return divmod(cell.index('R'), 2)
+
+
+def _check_bayer(path, raw):
+    """The paper's path takes RGGB as it is: training pairs mosaics with full-size targets."""
+    if cfa_phase(path, raw) != (0, 0):
+        colors = raw.color_desc.decode('ascii', 'replace')
+        order = ''.join(colors[i] for i in raw.raw_pattern.flat)
+        raise SidError('%s: CFA order %s, expected RGGB (scripts/enhance.py reads any Bayer order)'
+                       % (path, order))
+
+
+def read_bayer(path):
+    """The visible RGGB mosaic as uint16, plus the paper's (black, white) levels."""
     with open_raw(path) as raw:
         _check_bayer(path, raw)
         # raw_image_visible is a view into LibRaw's buffer: copy it before the file closes.
         bayer = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
-        if levels == 'file':
-            black, white = float(np.mean(raw.black_level_per_channel)), float(raw.white_level)
-        else:
-            black, white = float(BLACK_LEVEL), float(WHITE_LEVEL)
     if bayer.ndim != 2 or bayer.shape[0] % 2 or bayer.shape[1] % 2:
         raise SidError('%s: raw size %s is not even in height and width; SID packing needs '
                        '2x2 Bayer cells' % (path, 'x'.join(map(str, bayer.shape))))
-    return bayer, (black, white)
+    return bayer, (float(BLACK_LEVEL), float(WHITE_LEVEL))
+
+
+def read_mosaic(path):
+    """Any camera's Bayer raw, as recorded: the mosaic, its CFA phase, its levels, its orientation.
+
+    Levels are per packed channel (R, G, B, G after align_bayer), from the file: LibRaw reports
+    black levels by colour index (R, G, B, G2), not by position, so each position looks its colour
+    up. The white level is LibRaw's per-channel one where the file has it, else the global one.
+    """
+    with open_raw(path) as raw:
+        phase = cfa_phase(path, raw)
+        bayer = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+        pattern = raw.raw_pattern
+        blacks = raw.black_level_per_channel
+        whites = getattr(raw, 'camera_white_level_per_channel', None)
+        if not whites or min(whites) <= max(blacks):
+            whites = [raw.white_level] * len(blacks)
+        colors = [pattern[(y + phase[0]) % 2, (x + phase[1]) % 2] for y, x in BAYER_OFFSETS]
+        flip = raw.sizes.flip
+    black = np.array([blacks[c] for c in colors], np.float32)
+    white = np.array([whites[c] for c in colors], np.float32)
+    if (white <= black).any():
+        raise SidError('%s: white level %s is not above black level %s'
+                       % (path, white.tolist(), black.tolist()))
+    return Mosaic(bayer, phase, black, white, flip)
+
+
+def align_bayer(bayer, phase):
+    """The mosaic mirrored out by one pixel where needed so it starts on a red pixel and has even
+    height and width: [H + dy + (H + dy) % 2, W + dx + ...], original pixel (0, 0) at (dy, dx).
+
+    Mirroring (not repeating) the edge keeps every pixel's colour: the row added above row 0 is
+    row 1, the same colour as the missing row -1. The network then sees a full 2x2 cell at every
+    edge, and its output covers the image; crop it with [dy:dy + H, dx:dx + W].
+    """
+    dy, dx = phase
+    height, width = bayer.shape
+    pad = ((dy, (height + dy) % 2), (dx, (width + dx) % 2))
+    return np.pad(bayer, pad, mode='reflect') if any(sum(p) for p in pad) else bayer
+
+
+def orient(image, flip):
+    """An image turned as the file's orientation says (LibRaw's flip code, as rawpy's
+    postprocess turns it): bit 2 transposes, bit 1 flips rows, bit 0 flips columns."""
+    if flip & 2:
+        image = image[::-1]
+    if flip & 1:
+        image = image[:, ::-1]
+    if flip & 4:
+        image = np.swapaxes(image, 0, 1)
+    return image
 
 
 def pack_bayer(bayer):
@@ -358,7 +516,10 @@ def pack_xtrans(raw):
 
 
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):
-    """Raw counts -> [0, 1] float32 after black subtraction (the paper's scaling)."""
+    """Raw counts -> [0, 1] float32 after black subtraction (the paper's scaling).
+
+    black and white are numbers, or per-channel arrays along the last axis (read_mosaic's).
+    """
     x = packed.astype(np.float32)  # in place from here: no temporaries on training's hot path
     x -= np.float32(black)
     np.maximum(x, 0, out=x)
@@ -375,9 +536,9 @@ def amplify(x, ratio, out=None):
     return np.minimum(y, 1.0, out=y)
 
 
-def pack_raw(path, levels='paper'):
+def pack_raw(path):
     """The paper's pack_raw: normalised [H/2, W/2, 4] float32 (not yet amplified)."""
-    bayer, (black, white) = read_bayer(path, levels)
+    bayer, (black, white) = read_bayer(path)
     return normalize(pack_bayer(bayer), black, white)
 
 

@@ -17,23 +17,23 @@ its checkpoint) or --overwrite is given.
 Full-resolution inference (1424 x 2128 packed) peaks near 2.1 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
 bounded by the tile size instead of the image size; with the default overlap the result is
-the untiled one (see DEFAULT_TILE_OVERLAP and tile_spans). The overlap is computed twice, so time
-grows: on a 2848 x 4256 image on a CPU, --tile=1072 (2 x 2 tiles) takes 1.23x the untiled time at
-1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB (scripts/bench_inference.py). About 420 MB of
-that is TensorFlow itself (its libraries and heap after import), whatever the tile size.
+the untiled one (see inference.py: DEFAULT_TILE_OVERLAP and tile_spans). The overlap is computed
+twice, so time grows: on a 2848 x 4256 image on a CPU, --tile=1072 (2 x 2 tiles) takes 1.23x the
+untiled time at 1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB (scripts/bench_inference.py).
+About 420 MB of that is TensorFlow itself (its libraries and heap after import), whatever the tile
+size.
 
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
 """
 import hashlib
-import math
 import os
-import sys
 import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import inference
 import network
 import npu_config
 import sid_io
@@ -42,23 +42,7 @@ import sid_io
 RESULT_NAME = '%05d_%02d_%d_%s.png'
 KINDS = ('out', 'gt', 'scale')
 FIRST_BURST = 0  # the official script tests `%05d_00*` only
-# Four 2x2 max-pools: tiles must start on a multiple of 16 packed pixels so every pooling window
-# in a tile is also a pooling window of the whole image.
-ALIGN = 2 ** (len(network.ENCODER_CHANNELS) - 1)
-# On a 16-aligned grid an output pixel depends on input up to 94 packed pixels beyond its tile's
-# core (scripts/bench_inference.py --receptive_field: an impulse through all-positive weights), so
-# with 96 of context every kept output pixel sees exactly the input it sees untiled: tiled ==
-# untiled for any weights, up to float summation order (bitwise equal on the CPU here). Less is
-# not safe: with 64, outputs differ by up to 10-19 levels near tile edges.
-DEFAULT_TILE_OVERLAP = 96
-BLOCK_ROWS = 256  # rows converted to 8-bit at a time
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
-M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 4 << 20  # glibc mallopt, see return_freed_memory_to_os
-# TF's oneDNN CPU builds (x86 Linux, TF >= 2.9) serve tensors from a BFC pool that grows in doubling
-# regions and never shrinks; its fragmentation cost more RSS than the live tensors' own peak. This
-# variable (read lazily, at the first allocation; unknown to and ignored by TF 1.15) makes oneDNN
-# use plain malloc, so freed activations go back to the OS. See use_system_allocator.
-ONEDNN_SYSTEM_ALLOCATOR_ENV = 'TF_ONEDNN_USE_SYSTEM_ALLOCATOR'
 # Each output PNG records its checkpoint in a text chunk, so a retrained model's outputs are never
 # taken for done and eval.py can name the checkpoint it scores.
 STAMP_KEY = 'sid_checkpoint'
@@ -74,14 +58,7 @@ def define_flags():
     flags.DEFINE_bool('all_pairs', False, 'test every pair of the list, not only burst frame _00')
     flags.DEFINE_bool('overwrite', False, 'recompute pairs whose PNGs already exist (outputs of '
                       'another checkpoint are always recomputed)')
-    flags.DEFINE_integer('tile', 0, 'tile size in packed pixels (x2 in output pixels), a multiple '
-                         'of %d; 0 runs the whole image at once' % ALIGN)
-    flags.DEFINE_integer('tile_overlap', DEFAULT_TILE_OVERLAP, 'context added around each tile, '
-                         'in packed pixels (a multiple of %d)' % ALIGN)
-    flags.register_validator('tile', lambda v: v >= 0 and v % ALIGN == 0,
-                             message='--tile must be 0 or a positive multiple of %d' % ALIGN)
-    flags.register_validator('tile_overlap', lambda v: v >= 0 and v % ALIGN == 0,
-                             message='--tile_overlap must be a non-negative multiple of %d' % ALIGN)
+    inference.define_tile_flags()
     npu_config.define_flags()
 
 
@@ -175,73 +152,25 @@ def same_checkpoint(a, b):
 
 # ---------------------------------------------------------------- inference
 
-def tile_spans(length, tile, overlap):
-    """[(core_start, core_end, context_start, context_end)] covering [0, length) along one axis.
-
-    Cores are disjoint, about equal, and start on multiples of ALIGN; the network sees each core
-    with `overlap` pixels of real image around it (clipped at the image border) and only the core
-    of its output is kept. Inside a core, pooling windows are those of the whole image and the zero
-    padding at a context edge is `overlap` pixels away, so the output differs from the untiled
-    one only by what the U-Net draws from beyond that distance.
-    """
-    if tile <= 0 or length <= tile:
-        return [(0, length, 0, length)]
-    count = int(math.ceil(length / float(tile)))
-    size = int(math.ceil(math.ceil(length / float(count)) / ALIGN)) * ALIGN
-    spans = []
-    for start in range(0, length, size):
-        end = min(length, start + size)
-        spans.append((start, end, max(0, start - overlap), min(length, end + overlap)))
-    return spans
-
-
-def to_uint8(x):
-    """[0, 1] float -> 8-bit as scipy.misc.toimage(x * 255, cmin=0, cmax=255) did: clip, round half up."""
-    y = np.multiply(x, np.float32(255), dtype=np.float32)  # the only temporary
-    np.clip(y, 0, 255, out=y)
-    y += np.float32(0.5)
-    return y.astype(np.uint8)
-
-
 def postprocessed_to_uint8(rgb16, gain=1.0):
     """8-bit PNG content of rgb16 / 65535 * gain, a block of rows at a time.
 
-    With gain 1 this is exactly to_uint8(sid_io.read_ground_truth(...)), without the two
+    With gain 1 this is exactly to_uint(sid_io.read_ground_truth(...)), without the two
     full-size float32 copies (145 MB each at 2848 x 4256) that would stack on TF's memory pool.
     """
     out = np.empty(rgb16.shape, np.uint8)
-    for top in range(0, rgb16.shape[0], BLOCK_ROWS):
-        block = rgb16[top:top + BLOCK_ROWS].astype(np.float32) / np.float32(sid_io.GT_SCALE)
+    rows = inference.BLOCK_ROWS
+    for top in range(0, rgb16.shape[0], rows):
+        block = rgb16[top:top + rows].astype(np.float32) / np.float32(sid_io.GT_SCALE)
         if gain != 1.0:
             block *= np.float32(gain)
-        out[top:top + BLOCK_ROWS] = to_uint8(block)
+        out[top:top + rows] = inference.to_uint(block)
     return out
 
 
 def mean_level(rgb16):
     """Mean of rgb16 / 65535 (float64 accumulation)."""
     return float(rgb16.mean(dtype=np.float64)) / sid_io.GT_SCALE
-
-
-def build_network():
-    """Placeholder for one packed image of any (even) size and the network's [0, 1] output."""
-    packed = tf.placeholder(tf.float32, [1, None, None, 4], name='packed')
-    output = tf.clip_by_value(network.unet(packed), 0.0, 1.0)
-    return packed, output
-
-
-def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OVERLAP):
-    """[H, W, 4] amplified packed raw -> [2H, 2W, 3] uint8, whole or tile by tile."""
-    height, width = packed.shape[:2]
-    result = np.empty((2 * height, 2 * width, 3), np.uint8)
-    for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
-        for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
-            out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
-            core = out[2 * (y0 - cy0):2 * (y1 - cy0), 2 * (x0 - cx0):2 * (x1 - cx0)]
-            for top in range(0, core.shape[0], BLOCK_ROWS):  # no full-size float temporaries
-                rows = core[top:top + BLOCK_ROWS]
-                result[2 * y0 + top:2 * y0 + top + len(rows), 2 * x0:2 * x1] = to_uint8(rows)
-    return result
 
 
 def save_ground_truth_and_scale(pair, paths):
@@ -271,52 +200,18 @@ def save_png(image, path, stamp=None):
                                            pnginfo=info)
 
 
-def return_freed_memory_to_os():
-    """glibc only: serve allocations of 4 MB and more by mmap, so freed tile buffers go back to the OS.
-
-    glibc raises its mmap threshold after the first large frees; tile-sized buffers then come from
-    the heap, whose fragments kept RSS growing by ~15 MB per image (measured: peak 1132 MB vs
-    921 MB with this, --tile=512, same speed). Elsewhere this does nothing.
-    """
-    if not sys.platform.startswith('linux'):
-        return
-    import ctypes
-    try:
-        ctypes.CDLL('libc.so.6').mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
-        pass
-
-
-def use_system_allocator():
-    """Tensors from malloc instead of oneDNN's BFC pool, unless the user set the variable.
-
-    Measured on a 2848 x 4256 pair, 2 x 2 tiles: live tensors peak near 540 MB (step stats), but
-    the pool's RSS grew by 830 MB; with malloc the network's RSS growth is close to the live peak.
-    Must run before the first session allocates anything.
-    """
-    os.environ.setdefault(ONEDNN_SYSTEM_ALLOCATOR_ENV, '1')
-
-
-def peak_rss_mb():
-    """This process's peak resident memory in MB (Linux/macOS), None elsewhere."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == 'darwin' else peak / 1024.0
-
-
 @sid_io.fail_cleanly
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise sid_io.SidError('unexpected argument %s: test_Sony.py reads its pairs from '
+                              '--test_list (for your own raw files use scripts/enhance.py)' % argv[1])
     from absl import flags
     from tqdm import tqdm
     f = flags.FLAGS
     tf.logging.set_verbosity(tf.logging.ERROR)  # keep stderr for progress and one-line errors
     tf.disable_v2_behavior()
-    use_system_allocator()
-    return_freed_memory_to_os()
+    inference.use_system_allocator()
+    inference.return_freed_memory_to_os()
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
 
@@ -326,7 +221,7 @@ def main(argv):
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
     final_dir = os.path.join(f.result_dir, 'final')
 
-    packed_ph, output = build_network()
+    packed_ph, output = inference.build_network()
     variables = network.model_variables()
     prefix = find_checkpoint(f.checkpoint_dir)
     check_checkpoint(prefix, variables)
@@ -364,13 +259,13 @@ def main(argv):
             packed = sid_io.pack_raw(pair.short)
             sid_io.amplify(packed, ratio, out=packed)
             start, start_cpu = time.time(), time.process_time()
-            out = run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
+            out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
             network_seconds.append(time.time() - start)
             network_cpu.append(time.process_time() - start_cpu)
             del packed
             save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
             del out  # else it lives through the next pair's network: 36 MB more on its peak
-    rss = peak_rss_mb()
+    rss = inference.peak_rss_mb()
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.
     print('tested %d pairs, skipped %d already done; network %.2f s per pair (median; %.1f CPU s); '
           'peak RSS %s' % (len(network_seconds), len(pairs) - len(todo),

@@ -302,7 +302,9 @@ class StopRequest(object):
 
 @sid_io.fail_cleanly
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise sid_io.SidError('unexpected argument %s: train_Sony.py takes flags only '
+                              '(it reads its pairs from --train_list)' % argv[1])
     start = time.time()
     tf.disable_v2_behavior()
     f = flags.FLAGS

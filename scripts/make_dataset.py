@@ -36,6 +36,9 @@ XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
                (-0.9692660, 1.8760108, 0.0415560),
                (0.0556434, -0.2040259, 1.0572252))
 MATRIX_DENOMINATOR = 10000
+PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW = 32803, 34892  # DNG: mosaic / demosaiced linear data
+CFA_COLORS = 'RGBCMY'  # CFAPattern values 0-5
+FROM_CAMERA = 'camera'  # write_dng's default cfa: the camera's own pattern
 LIST_NAMES = {'train': 'Sony_train_list.txt', 'test': 'Sony_test_list.txt',
               'val': 'Sony_val_list.txt'}
 FUJI_LIST_NAMES = {split: name.replace('Sony', 'Fuji') for split, name in LIST_NAMES.items()}
@@ -72,40 +75,59 @@ def _rational(x, denominator=1000):
     return int(round(x * denominator)), denominator
 
 
-def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony']):
-    """An uncompressed CFA DNG that LibRaw decodes like the camera's raw (by default a Sony A7S II:
-    RGGB, levels 512/16383; CAMERAS['fuji']: X-T2 X-Trans, levels 1024/16383)."""
+def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], cfa=FROM_CAMERA,
+              black=None, white=None, orientation=None, photometric=PHOTOMETRIC_CFA):
+    """An uncompressed DNG that LibRaw decodes like the camera's raw (by default a Sony A7S II:
+    RGGB, levels 512/16383; CAMERAS['fuji']: X-T2 X-Trans, levels 1024/16383).
+
+    Other cameras, for the tests of scripts/enhance.py: `cfa` the colour filter's repeat row by
+    row from the top-left as letters, 2x2 ('BGGR') or 6x6 (X-Trans, 36 letters), None for no
+    colour filter (a monochrome sensor); `black` one level or four in the order of a 2x2 cell
+    (BlackLevelRepeatDim 2x2); `white` the saturation level; `orientation` the EXIF orientation
+    (1-8); `photometric` PHOTOMETRIC_LINEAR_RAW for [H, W, 3] already demosaiced data.
+    """
     import tifffile
     matrix = []
     for row in XYZ_TO_SRGB:
         for v in row:
             matrix += [int(round(v * MATRIX_DENOMINATOR)), MATRIX_DENOMINATOR]
-    cfa = np.asarray(camera.cfa)
+    black = camera.black if black is None else black
+    white = camera.white if white is None else white
+    blacks = tuple(int(b) for b in black) if np.ndim(black) else (int(black),)
     tags = [
         (254, 4, 1, 0, True),                        # NewSubfileType: main image
         (271, 2, 0, camera.make, True),              # Make
         (272, 2, 0, camera.model, True),             # Model
-        (33421, 3, 2, cfa.shape, True),              # CFARepeatPatternDim
-        (33422, 1, cfa.size, tuple(int(c) for c in cfa.flat), True),  # CFAPattern, row by row
         (33434, 5, 1, _rational(exposure, 100000), True),   # ExposureTime
         (33437, 5, 1, _rational(fnumber, 10), True),        # FNumber
         (34855, 3, 1, int(iso), True),               # ISOSpeedRatings
         (50706, 1, 4, (1, 4, 0, 0), True),           # DNGVersion
         (50707, 1, 4, (1, 1, 0, 0), True),           # DNGBackwardVersion
         (50708, 2, 0, '%s %s (generated)' % (camera.make, camera.model), True),  # UniqueCameraModel
-        (50710, 1, 3, (0, 1, 2), True),              # CFAPlaneColor
-        (50711, 3, 1, 1, True),                      # CFALayout: rectangular
-        (50713, 3, 2, (1, 1), True),                 # BlackLevelRepeatDim
-        (50714, 4, 1, camera.black, True),           # BlackLevel
-        (50717, 4, 1, camera.white, True),           # WhiteLevel
+        (50713, 3, 2, (2, 2) if len(blacks) == 4 else (1, 1), True),  # BlackLevelRepeatDim
+        (50714, 4, len(blacks), blacks if len(blacks) > 1 else blacks[0], True),  # BlackLevel
+        (50717, 4, 1, int(white), True),             # WhiteLevel
         (50721, 10, 9, tuple(matrix), True),         # ColorMatrix1
         (50728, 5, 3, (1, 1, 1, 1, 1, 1), True),     # AsShotNeutral: no white-balance change
         (50778, 3, 1, 21, True),                     # CalibrationIlluminant1: D65
     ]
+    if cfa == FROM_CAMERA:
+        pattern = tuple(int(c) for c in np.asarray(camera.cfa).flat)
+    else:
+        pattern = None if cfa is None else tuple(CFA_COLORS.index(c) for c in cfa)
+    if pattern is not None:
+        side = int(round(len(pattern) ** 0.5))
+        planes = tuple(sorted(set(pattern)))
+        tags += [(33421, 3, 2, (side, side), True),  # CFARepeatPatternDim
+                 (33422, 1, len(pattern), pattern, True),  # CFAPattern, row by row
+                 (50710, 1, len(planes), planes, True),  # CFAPlaneColor
+                 (50711, 3, 1, 1, True)]             # CFALayout: rectangular
+    if orientation is not None:
+        tags.append((274, 3, 1, int(orientation), True))  # Orientation
     with sid_io.atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp) as tif:
-            tif.write(mosaic_u16, photometric=32803, compression=None, metadata=None,
-                      software=False, extratags=tags)
+            tif.write(mosaic_u16, photometric=photometric, compression=None, metadata=None,
+                      software=False, extratags=sorted(tags))
 
 
 def make_scene(rng, height, width):

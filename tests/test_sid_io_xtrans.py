@@ -92,7 +92,7 @@ def test_check_xtrans_accepts_the_x_t2_and_refuses_bayer_or_another_phase(tmp_pa
     with rawpy.imread(str(tmp_path / 'xt2.dng')) as decoded:
         sid_io.check_xtrans('xt2.dng', decoded)
         assert decoded.raw_pattern.shape == (6, 6) and decoded.num_colors == 3
-        with pytest.raises(sid_io.SidError, match='not a 2x2 Bayer raw'):
+        with pytest.raises(sid_io.SidError, match='X-Trans sensor: needs a Fuji model'):
             sid_io._check_bayer('xt2.dng', decoded)  # the Sony path refuses X-Trans
     with rawpy.imread(str(tmp_path / 'shifted.dng')) as decoded:
         with pytest.raises(sid_io.SidError) as error:

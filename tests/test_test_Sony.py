@@ -1,5 +1,5 @@
-"""test_Sony.py: tiling equals whole-image inference, checkpoints load or fail loudly, outputs are
-the official names and contents, finished pairs are skipped, stale results are recomputed."""
+"""test_Sony.py: checkpoints load or fail loudly, outputs are the official names and contents,
+finished pairs are skipped, stale results are recomputed (tiling: tests/test_inference.py)."""
 import os
 import re
 
@@ -9,6 +9,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 import bench_inference
+import inference
 import network
 import sid_io
 import test_Sony
@@ -32,44 +33,10 @@ def checkpoint(tmp_path_factory):
 def restored_session(prefix):
     graph = tf.Graph()
     with graph.as_default():
-        packed, output = test_Sony.build_network()
+        packed, output = inference.build_network()
         sess = tf.Session(graph=graph)
         tf.train.Saver(network.model_variables()).restore(sess, prefix)
     return sess, packed, output
-
-
-@pytest.mark.parametrize('length,tile,overlap', [(1424, 768, 64), (2128, 512, 96), (68, 16, 32),
-                                                 (48, 16, 16), (100, 0, 64), (48, 64, 16)])
-def test_tile_spans_cover_the_axis_on_pooling_aligned_contexts(length, tile, overlap):
-    spans = test_Sony.tile_spans(length, tile, overlap)
-    assert spans[0][0] == 0 and spans[-1][1] == length
-    for (start, end, ctx_start, ctx_end), following in zip(spans, spans[1:] + [None]):
-        assert start < end and (following is None or following[0] == end)  # disjoint cover
-        assert start % test_Sony.ALIGN == 0 and ctx_start % test_Sony.ALIGN == 0
-        assert ctx_start == max(0, start - overlap) and ctx_end == min(length, end + overlap)
-    if 0 < tile < length:
-        assert len(spans) == -(-length // tile)  # as few tiles as the size allows
-
-
-def test_tiled_output_within_one_level_of_untiled(checkpoint):
-    """Tiles whose inner edges have exactly the default overlap of context (not the image border)."""
-    rng = np.random.RandomState(0)
-    tile = 128
-    size = tile + test_Sony.DEFAULT_TILE_OVERLAP + 32  # 2x2 tiles, contexts clipped only outside
-    y, x = np.mgrid[:size, :size] / 9.0
-    packed = np.clip(0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (size, size, 4)),
-                     0, 1).astype(np.float32)
-    assert len(test_Sony.tile_spans(size, tile, test_Sony.DEFAULT_TILE_OVERLAP)) == 2
-    sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
-    with sess:
-        whole = test_Sony.run_network(sess, packed_ph, output, packed, tile=0).astype(np.int16)
-        tiled = test_Sony.run_network(sess, packed_ph, output, packed, tile=tile)
-        no_overlap = test_Sony.run_network(sess, packed_ph, output, packed, tile=tile, overlap=0)
-    assert whole.shape == (2 * size, 2 * size, 3)
-    assert 20 < whole.mean() < 235 and whole.std() > 20  # the weights produce a real image
-    diff = np.abs(tiled - whole)
-    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
-    assert np.abs(no_overlap - whole).max() > 10  # the test can see tiling seams
 
 
 def test_checkpoint_lookup_and_validation(tmp_path, checkpoint):
@@ -148,10 +115,10 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
             ratio = sid_io.exposure_ratio(pair.short, pair.long)
             stem = str(final / ('%05d_00_%d_' % (scene, int(round(ratio)))))
             expected_names.update(os.path.basename(stem + k + '.png') for k in test_Sony.KINDS)
-            gt = test_Sony.to_uint8(sid_io.read_ground_truth(pair.long))
+            gt = inference.to_uint(sid_io.read_ground_truth(pair.long))
             assert np.array_equal(read_png(stem + 'gt.png'), gt)
             packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
-            out = test_Sony.run_network(sess, packed_ph, output, packed)
+            out, = inference.run_network(sess, packed_ph, output, packed)
             assert np.abs(read_png(stem + 'out.png') - out).max() <= 1  # the restored weights
             scale = read_png(stem + 'scale.png')
             assert scale.shape == gt.shape == (96, 136, 3)
@@ -220,18 +187,3 @@ def test_unwritable_result_folder_fails_in_one_line_before_any_work(tmp_path, ti
         'error: %s: cannot write test results (Not a directory)'
         % (tmp_path / 'file' / 'result' / 'final')]
 
-
-def test_default_overlap_covers_the_receptive_field_tightly():
-    """The exactness argument of DEFAULT_TILE_OVERLAP, recomputed: 94 packed pixels -> 96."""
-    need = bench_inference.receptive_field_context()
-    assert need <= test_Sony.DEFAULT_TILE_OVERLAP < need + test_Sony.ALIGN
-
-
-def test_system_allocator_is_the_default_but_the_user_decides(monkeypatch):
-    """Inference asks oneDNN for malloc instead of its BFC pool, unless the variable is set."""
-    monkeypatch.delenv(test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV, raising=False)
-    test_Sony.use_system_allocator()
-    assert os.environ[test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV] == '1'
-    monkeypatch.setenv(test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV, '0')
-    test_Sony.use_system_allocator()
-    assert os.environ[test_Sony.ONEDNN_SYSTEM_ALLOCATOR_ENV] == '0'

@@ -1,0 +1,207 @@
+"""Full-resolution inference with the SID U-Net, once for every caller: test_Sony.py, the enhance
+command (scripts/enhance.py), the model export and validation.
+
+A packed, amplified raw goes through the network whole or in square tiles. Tiles bound memory by
+the tile size instead of the image size and, with the default overlap, give the untiled result
+(see DEFAULT_TILE_OVERLAP and tile_spans): on a 2848 x 4256 frame on a CPU, --tile=1072 (2 x 2
+tiles) takes 1.23x the untiled time at 1.1 GB instead of 2.1 GB (scripts/bench_inference.py).
+
+TensorFlow is imported by the functions that build graphs, not by this module, so scripts can
+define their flags from it and answer --help or refuse bad input without TensorFlow's start-up.
+"""
+import math
+import os
+import sys
+from collections import namedtuple
+
+import numpy as np
+
+import sid_io
+
+# The U-Net's four 2x2 max-pools (network.ENCODER_CHANNELS has five levels; tests/test_inference.py
+# keeps the two in step): tiles must start on a multiple of 16 packed pixels so every pooling
+# window in a tile is also a pooling window of the whole image.
+POOLINGS = 4
+ALIGN = 2 ** POOLINGS
+# On a 16-aligned grid an output pixel depends on input up to 94 packed pixels beyond its tile's
+# core (scripts/bench_inference.py --receptive_field: an impulse through all-positive weights), so
+# with 96 of context every kept output pixel sees exactly the input it sees untiled: tiled ==
+# untiled for any weights, up to float summation order (bitwise equal on the CPU here). Less is
+# not safe: with 64, outputs differ by up to 10-19 levels near tile edges.
+DEFAULT_TILE_OVERLAP = 96
+BLOCK_ROWS = 256  # output rows converted to integers at a time: no full-size float temporaries
+# Names of the input placeholder and the clipped output, in built and in exported graphs.
+INPUT_NAME, OUTPUT_NAME = 'input', 'output'
+M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 4 << 20  # glibc mallopt, see return_freed_memory_to_os
+# TF's oneDNN CPU builds (x86 Linux, TF >= 2.9) serve tensors from a BFC pool that grows in doubling
+# regions and never shrinks; its fragmentation cost more RSS than the live tensors' own peak. This
+# variable (read lazily, at the first allocation; unknown to and ignored by TF 1.15) makes oneDNN
+# use plain malloc, so freed activations go back to the OS. See use_system_allocator.
+ONEDNN_SYSTEM_ALLOCATOR_ENV = 'TF_ONEDNN_USE_SYSTEM_ALLOCATOR'
+
+# A ready network: its session, input placeholder and output tensor, and where it came from.
+Model = namedtuple('Model', 'session input output source')
+
+
+def define_tile_flags(default_tile=0):
+    from absl import flags
+    flags.DEFINE_integer('tile', default_tile, 'tile size in packed pixels (x2 in output pixels), '
+                         'a multiple of %d; 0 runs the whole image at once' % ALIGN)
+    flags.DEFINE_integer('tile_overlap', DEFAULT_TILE_OVERLAP, 'context added around each tile, '
+                         'in packed pixels (a multiple of %d)' % ALIGN)
+    flags.register_validator('tile', lambda v: v >= 0 and v % ALIGN == 0,
+                             message='--tile must be 0 or a positive multiple of %d' % ALIGN)
+    flags.register_validator('tile_overlap', lambda v: v >= 0 and v % ALIGN == 0,
+                             message='--tile_overlap must be a non-negative multiple of %d' % ALIGN)
+
+
+def tile_spans(length, tile, overlap):
+    """[(core_start, core_end, context_start, context_end)] covering [0, length) along one axis.
+
+    Cores are disjoint, about equal, and start on multiples of ALIGN; the network sees each core
+    with `overlap` pixels of real image around it (clipped at the image border) and only the core
+    of its output is kept. Inside a core, pooling windows are those of the whole image and the zero
+    padding at a context edge is `overlap` pixels away, so the output differs from the untiled
+    one only by what the U-Net draws from beyond that distance.
+    """
+    if tile <= 0 or length <= tile:
+        return [(0, length, 0, length)]
+    count = int(math.ceil(length / float(tile)))
+    size = int(math.ceil(math.ceil(length / float(count)) / ALIGN)) * ALIGN
+    spans = []
+    for start in range(0, length, size):
+        end = min(length, start + size)
+        spans.append((start, end, max(0, start - overlap), min(length, end + overlap)))
+    return spans
+
+
+def to_uint(x, dtype=np.uint8):
+    """[0, 1] float -> integers of dtype: scale to its maximum, clip, round half up.
+
+    For 8 bits this is scipy.misc.toimage(x * 255, cmin=0, cmax=255), the official code's PNGs.
+    """
+    top = np.float32(np.iinfo(dtype).max)
+    y = np.multiply(x, top, dtype=np.float32)  # the only temporary
+    np.clip(y, 0, top, out=y)
+    y += np.float32(0.5)
+    return y.astype(dtype)
+
+
+def build_network(channels=4, height=None, width=None):
+    """Input placeholder [1, height, width, channels] (None: any size) and the [0, 1] output."""
+    import tensorflow.compat.v1 as tf
+    import network
+    packed = tf.placeholder(tf.float32, [1, height, width, channels], name=INPUT_NAME)
+    output = tf.identity(tf.clip_by_value(network.unet(packed), 0.0, 1.0), name=OUTPUT_NAME)
+    return packed, output
+
+
+def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OVERLAP,
+                dtypes=(np.uint8,), on_tile=None, block=2):
+    """[H, W, C] amplified packed raw -> one [block H, block W, 3] image per dtype, whole or tiled.
+
+    Each tile's output is converted in row blocks straight into the results, so nothing of full
+    size is ever float. on_tile() is called after each tile (progress bars).
+    """
+    height, width = packed.shape[:2]
+    results = tuple(np.empty((block * height, block * width, 3), d) for d in dtypes)
+    for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
+        for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
+            out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
+            core = out[block * (y0 - cy0):block * (y1 - cy0),
+                       block * (x0 - cx0):block * (x1 - cx0)]
+            for top in range(0, core.shape[0], BLOCK_ROWS):
+                rows = core[top:top + BLOCK_ROWS]
+                where = (slice(block * y0 + top, block * y0 + top + len(rows)),
+                         slice(block * x0, block * x1))
+                for result in results:
+                    result[where] = to_uint(rows, result.dtype)
+            del out, core
+            if on_tile is not None:
+                on_tile()
+    return results
+
+
+def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP):
+    return len(tile_spans(height, tile, overlap)) * len(tile_spans(width, tile, overlap))
+
+
+# ---------------------------------------------------------------- models
+
+def session_from_checkpoint(checkpoint_dir, config=None, channels=4, height=None, width=None):
+    """The U-Net restored from a checkpoint folder or prefix, in a graph of its own.
+
+    A checkpoint missing U-Net variables or with other shapes is refused in one line.
+    """
+    import tensorflow.compat.v1 as tf
+    import network
+    from test_Sony import check_checkpoint, find_checkpoint  # (moving to checkpoints.py)
+    graph = tf.Graph()
+    with graph.as_default():
+        packed, output = build_network(channels, height, width)
+        variables = network.model_variables()
+        prefix = find_checkpoint(checkpoint_dir)
+        check_checkpoint(prefix, variables)
+        sess = tf.Session(graph=graph, config=config)
+        tf.train.Saver(var_list=variables).restore(sess, prefix)
+    return Model(sess, packed, output, prefix)
+
+
+def session_from_graph(path, config=None):
+    """A frozen inference graph written by scripts/export_model.py, in a graph of its own."""
+    import tensorflow.compat.v1 as tf
+    from google.protobuf.message import DecodeError
+    graph_def = tf.GraphDef()
+    try:
+        with open(path, 'rb') as f:
+            graph_def.ParseFromString(f.read())
+    except (OSError, DecodeError) as e:
+        raise sid_io.SidError('%s: not a readable frozen graph (%s)' % (path, type(e).__name__))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name='')
+    try:
+        packed = graph.get_tensor_by_name(INPUT_NAME + ':0')
+        output = graph.get_tensor_by_name(OUTPUT_NAME + ':0')
+    except KeyError:
+        raise sid_io.SidError('%s: the graph has no tensors named %s and %s; export it with '
+                              'scripts/export_model.py' % (path, INPUT_NAME, OUTPUT_NAME))
+    return Model(tf.Session(graph=graph, config=config), packed, output, path)
+
+
+# ---------------------------------------------------------------- memory
+
+def return_freed_memory_to_os():
+    """glibc only: allocations of 4 MB and more by mmap, so freed tile buffers go back to the OS.
+
+    glibc raises its mmap threshold after the first large frees; tile-sized buffers then come from
+    the heap, whose fragments kept RSS growing by ~15 MB per image (measured: peak 1132 MB vs
+    921 MB with this, --tile=512, same speed). Elsewhere this does nothing.
+    """
+    if not sys.platform.startswith('linux'):
+        return
+    import ctypes
+    try:
+        ctypes.CDLL('libc.so.6').mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        pass
+
+
+def use_system_allocator():
+    """Tensors from malloc instead of oneDNN's BFC pool, unless the user set the variable.
+
+    Measured on a 2848 x 4256 pair, 2 x 2 tiles: live tensors peak near 540 MB (step stats), but
+    the pool's RSS grew by 830 MB; with malloc the network's RSS growth is close to the live peak.
+    Must run before the first session allocates anything.
+    """
+    os.environ.setdefault(ONEDNN_SYSTEM_ALLOCATOR_ENV, '1')
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB (Linux/macOS), None elsewhere."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == 'darwin' else peak / 1024.0

@@ -1,0 +1,198 @@
+"""Enhance your own dark raw photos with a trained SID model: any Bayer camera LibRaw reads.
+
+    python3 scripts/enhance.py --checkpoint_dir=checkpoint/Sony/ --auto_ratio IMG_0001.CR2
+    python3 scripts/enhance.py --model=sid.pb --ratio=100 --out_dir=out --tiff *.NEF
+
+Each raw is packed as the paper packs the Sony raws, with the file's own levels: black per colour
+channel and white level from LibRaw, so a 12-, 14- or 16-bit camera lands in the same [0, 1]. A
+mosaic that does not start with a red pixel (BGGR, GRBG, GBRG) or has an odd side is mirrored out
+by one pixel first (the added row or column repeats the same-colour row or column two pixels in),
+so the network sees whole 2x2 cells and the output covers exactly the raw's pixels; the file's
+orientation is applied to the output. The packed raw is multiplied by the ratio (--ratio, or
+--auto_ratio's brightness rule), clipped at 1, run through the U-Net in tiles (memory bounded by
+--tile, result equal to untiled) and written as <name>_sid.png (8-bit sRGB, and with --tiff a
+16-bit <name>_sid.tif) into --out_dir (default: next to each raw).
+
+Every input is checked before TensorFlow loads: X-Trans, Foveon, monochrome, linear DNG,
+non-raw or truncated files end the run at once with one line naming the file and the reason.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import camera  # noqa: E402
+import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
+import sid_io  # noqa: E402
+
+# --auto_ratio: choose the ratio that brings the mean of the amplified, clipped input to the
+# brightness of a normally exposed frame. A camera's meter puts middle grey about 3 stops below
+# clipping, so an average scene's raw mean is near 1/8 of the range between black and white.
+AUTO_RATIO_TARGET = 0.125
+AUTO_RATIO_MIN = 1.0  # never darken
+AUTO_RATIO_STRIDE = 4  # the mean is taken on every 4th packed pixel in each direction
+AUTO_RATIO_STEPS = 40  # bisection steps on log(ratio): far below 0.1% of the ratio
+DEFAULT_TILE = 1072  # packed pixels: 2 x 2 tiles on a Sony frame, 1.1 GB (README, test_Sony.py)
+OUTPUT_SUFFIX = '_sid'
+
+
+def define_flags():
+    from absl import flags
+    flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
+                        'trained model: folder with model.ckpt* (latest is used) or a prefix')
+    flags.DEFINE_string('model', '', 'a frozen graph from scripts/export_model.py, instead of '
+                        '--checkpoint_dir')
+    flags.DEFINE_float('ratio', None, 'amplification: the exposure you want as a multiple of the '
+                       'one you shot (the paper uses 100, 250 and 300)')
+    flags.register_validator('ratio', lambda v: v is None or v > 0, message='--ratio must be > 0')
+    flags.DEFINE_bool('auto_ratio', False, 'choose the ratio per file: the one that brings the '
+                      'mean of the amplified, clipped packed raw (black 0, white 1) to %g (a '
+                      'normally exposed frame: middle grey 3 stops below clipping), within '
+                      '[%g, %d]' % (AUTO_RATIO_TARGET, AUTO_RATIO_MIN, sid_io.MAX_RATIO))
+    flags.DEFINE_string('out_dir', '', 'where <name>_sid.png goes (default: next to each raw)')
+    flags.DEFINE_bool('tiff', False, 'also write <name>_sid.tif, 16-bit sRGB')
+    flags.DEFINE_enum('camera', camera.BAYER.name, sorted(camera.PROFILES),
+                      'levels: %s reads black/white from each file, %s uses the paper\'s Sony '
+                      'constants 512/16383' % (camera.BAYER.name, camera.SONY.name))
+    inference.define_tile_flags(DEFAULT_TILE)
+
+
+def auto_ratio(packed):
+    """The ratio r in [1, 300] with mean(min(r * x, 1)) = AUTO_RATIO_TARGET over the packed raw x.
+
+    The clipped mean is what the network sees: a street lamp that saturates counts as 1, not as
+    the thousands its raw value times the ratio would be, so it does not darken the rest.
+    """
+    sample = np.asarray(packed[::AUTO_RATIO_STRIDE, ::AUTO_RATIO_STRIDE], np.float64)
+
+    def brightness(ratio):
+        return np.minimum(sample * ratio, 1.0).mean()
+
+    low, high = np.log(AUTO_RATIO_MIN), np.log(sid_io.MAX_RATIO)
+    if brightness(np.exp(low)) >= AUTO_RATIO_TARGET:
+        return AUTO_RATIO_MIN
+    if brightness(np.exp(high)) <= AUTO_RATIO_TARGET:
+        return float(sid_io.MAX_RATIO)
+    for _ in range(AUTO_RATIO_STEPS):
+        mid = 0.5 * (low + high)
+        if brightness(np.exp(mid)) < AUTO_RATIO_TARGET:
+            low = mid
+        else:
+            high = mid
+    return float(np.exp(0.5 * (low + high)))
+
+
+def output_paths(raws, out_dir, tiff):
+    """{raw: [png(, tif)]}; two raws that would write the same file are refused up front."""
+    plan, owner = {}, {}
+    for raw in raws:
+        stem = os.path.splitext(os.path.basename(raw))[0] + OUTPUT_SUFFIX
+        folder = out_dir or os.path.dirname(os.path.abspath(raw))
+        paths = [os.path.join(folder, stem + ext) for ext in ('.png', '.tif')[:1 + bool(tiff)]]
+        key = os.path.normcase(os.path.abspath(paths[0]))
+        if key in owner and owner[key] != raw:
+            raise sid_io.SidError('%s: writes %s like %s; use separate runs or --out_dir'
+                                  % (raw, paths[0], owner[key]))
+        owner[key] = raw
+        plan[raw] = paths
+    return plan
+
+
+def check_inputs(raws, model_path, checkpoint_dir):
+    """Everything that can be refused without TensorFlow: the raws and the model's path."""
+    for raw in raws:
+        sid_io.read_mosaic(raw)  # decodes fully: truncated data is found here, not later
+    if model_path and not os.path.isfile(model_path):
+        raise sid_io.SidError('%s: frozen graph not found' % model_path)
+    if not model_path and not (os.path.isdir(checkpoint_dir) or
+                               os.path.isfile(checkpoint_dir + '.index')):
+        raise sid_io.SidError('%s: no checkpoint folder or prefix here; give --checkpoint_dir or '
+                              '--model=graph.pb' % checkpoint_dir)
+
+
+def open_model(model_path, checkpoint_dir):
+    """The network from a frozen graph or a checkpoint, on the device test_Sony.py's auto picks."""
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up chatter
+    import tensorflow.compat.v1 as tf
+    import npu_config
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    tf.disable_v2_behavior()
+    rt = npu_config.resolve()
+    print(npu_config.describe(rt))
+    config = npu_config.session_config(rt)
+    if model_path:
+        return inference.session_from_graph(model_path, config)
+    return inference.session_from_checkpoint(checkpoint_dir, config)
+
+
+def enhance(model, raw, paths, profile, ratio, tile, overlap):
+    """One raw -> its PNG (and TIFF); returns the ratio used and the network's seconds."""
+    from tqdm import tqdm
+    from test_Sony import save_png
+    mosaic = sid_io.read_mosaic(raw)
+    packed = camera.packed_input(mosaic, profile)
+    ratio = ratio or auto_ratio(packed)
+    sid_io.amplify(packed, ratio, out=packed)
+    fixed = model.input.shape.as_list()[1:3]
+    if None not in fixed:  # an export for Ascend's ATC: one input shape, no tiles
+        if list(packed.shape[:2]) != fixed:
+            raise sid_io.SidError('%s: packs to %dx%d, the graph %s takes only %dx%d; export one '
+                                  'with any size for this camera' % (raw, packed.shape[0],
+                                                                    packed.shape[1], model.source,
+                                                                    fixed[0], fixed[1]))
+        tile = 0
+    dtypes = (np.uint8, np.uint16)[:len(paths)]
+    bar = tqdm(total=inference.tile_count(packed.shape[0], packed.shape[1], tile, overlap),
+               desc=os.path.basename(raw), unit='tile', leave=False)
+    start = time.time()
+    with bar:
+        images = inference.run_network(model.session, model.input, model.output, packed, tile,
+                                       overlap, dtypes, on_tile=bar.update, block=profile.block)
+    seconds = time.time() - start
+    del packed
+    (dy, dx), (height, width) = mosaic.phase, mosaic.bayer.shape
+    for image, path in zip(images, paths):
+        image = sid_io.orient(image[dy:dy + height, dx:dx + width], mosaic.flip)
+        if image.dtype == np.uint8:
+            save_png(np.ascontiguousarray(image), path)
+        else:
+            import tifffile
+            with sid_io.atomic_path(path) as tmp:
+                tifffile.imwrite(tmp, np.ascontiguousarray(image), photometric='rgb')
+    return ratio, seconds
+
+
+@sid_io.fail_cleanly
+def main(argv):
+    from absl import flags
+    f = flags.FLAGS
+    raws = argv[1:]
+    if not raws:
+        raise sid_io.SidError('no raw files given: python3 scripts/enhance.py --auto_ratio RAW ...')
+    if (f.ratio is None) == (not f.auto_ratio):
+        raise sid_io.SidError('give either --ratio=R or --auto_ratio (see --help)')
+    plan = output_paths(raws, f.out_dir, f.tiff)
+    check_inputs(raws, f.model, f.checkpoint_dir)
+
+    inference.use_system_allocator()
+    inference.return_freed_memory_to_os()
+    model = open_model(f.model, f.checkpoint_dir)
+    print('model %s; %d raw files, %s' % (model.source, len(raws), 'tiles of %d+%d packed px'
+                                          % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
+    profile = camera.PROFILES[f.camera]
+    with model.session:
+        for raw in raws:
+            ratio, seconds = enhance(model, raw, plan[raw], profile, f.ratio, f.tile,
+                                     f.tile_overlap)
+            print('%s: ratio %.1f%s, network %.1f s -> %s' % (
+                raw, ratio, ' (auto)' if f.auto_ratio else '', seconds, ', '.join(plan[raw])))
+    rss = inference.peak_rss_mb()
+    print('peak RSS %s' % ('%.0f MB' % rss if rss is not None else 'n/a'))
+
+
+if __name__ == '__main__':
+    from absl import app
+    define_flags()
+    app.run(main)
