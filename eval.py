@@ -42,6 +42,7 @@ SSIM_PROTOCOLS = OrderedDict([
 MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
 RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
+INFERENCE_KEY = 'sid_inference'  # and its inference settings ('tiling=inexact' means seams)
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
 # The closing lines ModelZoo tooling greps; scripts/parse_log.py parses them with these regexes.
 PSNR_LOG = 'average psnr: %.4f'
@@ -184,6 +185,21 @@ def describe_checkpoints(scores):
         len(stamps), ' and %d unrecorded' % unknown if unknown else '')
 
 
+def inexact_tiling(items):
+    """Names of the outputs test_Sony.py tiled with less than the exact overlap: their tile seams
+    (up to 239 levels with none) are scored as if they were the model's."""
+    from PIL import Image
+    names = []
+    for item in items:
+        try:
+            with Image.open(item[3]) as im:  # text chunks precede the pixels: no decoding
+                if 'tiling=inexact' in im.info.get(INFERENCE_KEY, ''):
+                    names.append(os.path.basename(item[3]))
+        except (OSError, ValueError, SyntaxError):
+            pass  # score() names the unreadable file
+    return names
+
+
 def write_reports(final_dir, stem, items, scores, summary, protocol):
     """CSV (one row per image), JSON (everything) and Markdown (the table), each atomically."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
@@ -225,6 +241,11 @@ def main(argv):
     if not items:
         raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
     protocol = describe_protocol(items, f.ssim, excluded)
+    inexact = inexact_tiling(items)
+    if inexact:
+        protocol += (' | WARNING: %d of %d outputs tiled with less than the exact overlap (first: '
+                     '%s): rerun test_Sony.py with the default --tile_overlap to score the model'
+                     % (len(inexact), len(items), inexact[0]))
     print(protocol)
 
     jobs = [(out_path, gt_path, f.ssim) for _, _, _, out_path, gt_path in items]

@@ -3,7 +3,6 @@ files, keep-last-N across restarts, leftovers of dead runs, failed saves, unread
 and kill -9 at every step of a save. Checkpoints here hold one small variable whose value is the
 global step, so what a folder resumes from can be read back."""
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -15,7 +14,9 @@ import tensorflow.compat.v1 as tf
 
 from conftest import ROOT
 
+import bench_inference
 import checkpoints
+import network
 import sid_io
 
 SIZE = 1 << 21  # float32 values: an 8 MB data file, slow enough to be caught while it is written
@@ -107,6 +108,44 @@ def test_find_the_released_models_relative_prefix_without_a_step(model, tmp_path
     os.remove(str(folder / 'checkpoint'))
     assert checkpoints.find(str(folder)) == str(folder / 'model.ckpt')
     assert checkpoints.step_of(str(folder / 'model.ckpt')) == -1
+
+
+# ---------------------------------------------------------------- checking
+
+def test_check_against_the_u_net_variables(tmp_path):
+    released = str(tmp_path / 'released' / 'model.ckpt')
+    bench_inference.make_checkpoint(released)
+
+    def save(folder, shapes, extra=()):
+        with tf.Graph().as_default():
+            saved = [tf.Variable(np.zeros(s, np.float32), name=n) for n, s in shapes.items()]
+            saved += [tf.Variable(0.0, name=n) for n in extra]
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                return tf.train.Saver(saved).save(sess, str(tmp_path / folder / 'model.ckpt'))
+
+    with tf.Graph().as_default():
+        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        variables = network.model_variables()
+        shapes = dict((v.op.name, v.shape.as_list()) for v in variables)
+        checkpoints.check(released, variables)  # the released naming passes
+        # Extra variables (a training checkpoint's Adam slots, step counter) are fine.
+        checkpoints.check(save('train', shapes, ['beta1_power', 'global_step']), variables)
+        partial = dict((n, s) for n, s in shapes.items() if not n.startswith('Variable'))
+        with pytest.raises(sid_io.SidError,
+                           match=r'lacks 4 of the 42 U-Net variables \(first: Variable'):
+            checkpoints.check(save('partial', partial), variables)
+        wrong = dict(shapes, **{'g_conv10/weights': [1, 1, 32, 3]})
+        with pytest.raises(sid_io.SidError, match=r'g_conv10/weights has shape \[1, 1, 32, 3\]'):
+            checkpoints.check(save('wrong', wrong), variables)
+        (tmp_path / 'junk.index').write_bytes(b'not a checkpoint')
+        with pytest.raises(sid_io.SidError, match='junk: unreadable checkpoint'):
+            checkpoints.check(str(tmp_path / 'junk'), variables)
+        data = released + '.data-00000-of-00001'
+        with open(data, 'r+b') as f:  # the index is whole, a weight is not
+            f.truncate(os.path.getsize(data) - 100)
+        with pytest.raises(sid_io.SidError, match='model.ckpt: unreadable checkpoint'):
+            checkpoints.check(released, variables)
 
 
 # ---------------------------------------------------------------- saving
