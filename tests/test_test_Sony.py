@@ -11,7 +11,6 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 import bench_inference
-import checkpoints
 import network
 import npu_config
 import sid_io
@@ -230,7 +229,8 @@ def test_incomplete_or_inexact_outputs_are_not_done_and_eval_names_inexact_tilin
     """Issue 9.3: the stamps sit in the PNG header, which survives truncation; outputs of
     --tile_overlap=0 differ from the model's (seams) and must not count for a default run.
     Issue 9.2/9.8: a copied checkpoint folder is used as is; a dead run's temporaries go."""
-    data = ['--data_dir=%s' % tiny_dataset, '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
+    data = ['--data_dir=%s' % tiny_dataset,
+            '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
             '--result_dir=%s' % (tmp_path / 'result')]
     final = tmp_path / 'result' / 'final'
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint, '--tile=32',

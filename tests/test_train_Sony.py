@@ -355,7 +355,8 @@ def test_a_copied_folder_resumes_from_its_own_files_and_keeps_two_checkpoints(da
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'removed 2 leftovers of an interrupted save from %s (%s)' % (
         ckpt, ', '.join(sorted(leftovers))) in proc.stdout
-    assert 'resumed from %s: epoch 2 done, starting epoch 3' % (ckpt / 'model.ckpt-6') in proc.stdout
+    assert ('resumed from %s: epoch 2 done, starting epoch 3' % (ckpt / 'model.ckpt-6')
+            in proc.stdout)
     assert step_files(ckpt) == ['model.ckpt-6.data-00000-of-00001', 'model.ckpt-6.index',
                                 'model.ckpt-9.data-00000-of-00001', 'model.ckpt-9.index']
     assert step_files(original) == ['model.ckpt-3.data-00000-of-00001', 'model.ckpt-3.index',
