@@ -11,7 +11,7 @@ them (scene, burst, integer ratio):
 
 By default only the first burst frame (`_00`) of each scene is tested, as the official script does
 (93 pairs on the real Sony set); --all_pairs tests every line of the list (598 pairs). Pairs whose
-PNGs decode completely are skipped, unless their output was made by another checkpoint or with other
+three PNGs are whole are skipped, unless their output was made by another checkpoint or with other
 inference settings (each _out.png records both) or --overwrite is given.
 
 Full-resolution inference (1424 x 2128 packed) peaks near 2.1 GB on a CPU, more than small GPUs
