@@ -39,6 +39,7 @@ ALL_PROTOCOLS = 'all'  # --ssim value: every protocol of metrics.SSIM_PROTOCOLS
 MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
 RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
+INFERENCE_KEY = 'sid_inference'  # and its inference settings ('tiling=inexact' means seams)
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
 # The closing lines ModelZoo tooling greps; scripts/parse_log.py parses them with these regexes.
 PSNR_LOG = 'average psnr: %.4f'
@@ -178,18 +179,34 @@ def describe_checkpoints(scores):
         len(stamps), ' and %d unrecorded' % unknown if unknown else '')
 
 
+def inexact_tiling(items):
+    """Names of the outputs test_Sony.py tiled with less than the exact overlap: their tile seams
+    (up to 239 levels with none) are scored as if they were the model's."""
+    from PIL import Image
+    names = []
+    for item in items:
+        try:
+            with Image.open(item[3]) as im:  # text chunks precede the pixels: no decoding
+                if 'tiling=inexact' in im.info.get(INFERENCE_KEY, ''):
+                    names.append(os.path.basename(item[3]))
+        except (OSError, ValueError, SyntaxError):
+            pass  # score() names the unreadable file
+    return names
+
+
 def by_protocol(protocols, values):
     return OrderedDict((p, finite(v)) for p, v in zip(protocols, values))
 
 
-def write_reports(final_dir, stem, items, scores, summary, protocols, excluded):
+def write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
+                  warning=''):
     """CSV (one row per image and SSIM protocol), JSON (everything) and Markdown (the table).
 
     'ssim' in the JSON is the first protocol's (the one `average ssim:` prints). The three are
     renamed into place only once all are written, so a failure while writing (a full disk)
     leaves none of them next to an older run's."""
     paths = [os.path.join(final_dir, stem + ext) for ext in ('.csv', '.json', '.md')]
-    protocol = describe_protocol(items, protocols, excluded)
+    protocol = describe_protocol(items, protocols, excluded) + warning
     text = io.StringIO()
     writer = csv.writer(text, lineterminator='\n')
     writer.writerow(['image', 'scene', 'burst', 'ratio', 'psnr', 'ssim', 'ssim_protocol',
@@ -236,7 +253,11 @@ def main(argv):
     if not items:
         raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
     protocols = list(SSIM_PROTOCOLS) if f.ssim == ALL_PROTOCOLS else [f.ssim]
-    print(describe_protocol(items, protocols, excluded))
+    inexact = inexact_tiling(items)
+    warning = (' | WARNING: %d of %d outputs tiled with less than the exact overlap (first: %s): '
+               'rerun test_Sony.py with the default --tile_overlap to score the model'
+               % (len(inexact), len(items), inexact[0])) if inexact else ''
+    print(describe_protocol(items, protocols, excluded) + warning)
 
     jobs = [(out_path, gt_path, protocols) for _, _, _, out_path, gt_path in items]
     processes = min(f.jobs or os.cpu_count() or 1, len(jobs))
@@ -264,7 +285,8 @@ def main(argv):
     sys.stdout.flush()
     sid_io.require_writable_dir(final_dir, 'the eval reports')
     stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
-    paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded)
+    paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
+                          warning)
     print('evaluated %d images in %.1f s with %d process%s; wrote %s'
           % (len(items), seconds, processes, '' if processes == 1 else 'es',
              ', '.join(paths)))

@@ -135,15 +135,17 @@ def session_from_checkpoint(checkpoint_dir, config=None, channels=4, height=None
     """
     import tensorflow.compat.v1 as tf
     import network
-    from test_Sony import check_checkpoint, find_checkpoint  # (moving to checkpoints.py)
+    import checkpoints
     graph = tf.Graph()
     with graph.as_default():
         packed, output = build_network(channels, height, width)
         variables = network.model_variables()
-        prefix = find_checkpoint(checkpoint_dir)
-        check_checkpoint(prefix, variables)
+        prefix = checkpoints.find(checkpoint_dir)
+        if prefix is None:
+            raise sid_io.SidError(checkpoints.NOT_FOUND % checkpoint_dir)
+        checkpoints.check(prefix, variables)
         sess = tf.Session(graph=graph, config=config)
-        tf.train.Saver(var_list=variables).restore(sess, prefix)
+        checkpoints.restore(tf.train.Saver(var_list=variables), sess, prefix, 'the U-Net weights')
     return Model(sess, packed, output, prefix)
 
 

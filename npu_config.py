@@ -51,7 +51,8 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
 
     auto device: Ascend if npu_bridge is installed, else GPU if TF sees one, else CPU.
     auto precision: mixed on Ascend (the seed's allow_mix_precision), float32 elsewhere.
-    An explicit npu without npu_bridge fails here, not at the first lazy import deep in training.
+    An explicit npu without npu_bridge, or gpu without a visible GPU, fails here, not at the first
+    lazy import deep in training or silently on the CPU.
     """
     if device not in DEVICES:
         raise ConfigError('device must be one of %s, got %r' % (DEVICES, device))
@@ -65,6 +66,11 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
     elif device == 'npu' and not npu_bridge_present():
         raise ConfigError('--device=npu needs Huawei\'s npu_bridge (CANN TF adapter), which is not '
                           'importable here; use --device=gpu/cpu or auto')
+    elif device == 'gpu' and not gpu_present():
+        # Else soft placement would quietly run everything on the CPU under a device=gpu log line.
+        raise ConfigError('--device=gpu but TensorFlow sees no GPU here (a CPU-only TensorFlow '
+                          'build, no CUDA driver, or CUDA_VISIBLE_DEVICES hides them); use '
+                          '--device=cpu or auto')
     if precision == 'auto':
         precision = 'mixed' if device == 'npu' else 'fp32'
     if precision == 'mixed' and device == 'cpu':

@@ -590,8 +590,12 @@ def read_exif(path):
     return int(value('ISOSpeedRatings')), value('FNumber'), value('ExposureTime')
 
 
+EXIT_INTERRUPTED = 128 + 2  # the shell's status for a run stopped by SIGINT (Ctrl-C)
+
+
 def fail_cleanly(main):
-    """Decorator for a script's main(): a SidError ends the run with its one-line message, exit 1."""
+    """Decorator for a script's main(): a SidError ends the run with its one-line message, exit 1;
+    Ctrl-C (SIGINT, where the script has no handler of its own) with one line, exit 130."""
     import functools
     import sys
 
@@ -602,6 +606,9 @@ def fail_cleanly(main):
         except SidError as e:
             sys.stderr.write('error: %s\n' % e)
             sys.exit(1)
+        except KeyboardInterrupt:
+            sys.stderr.write('error: interrupted (SIGINT)\n')
+            sys.exit(EXIT_INTERRUPTED)
     return wrapper
 
 

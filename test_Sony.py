@@ -11,8 +11,8 @@ them (scene, burst, integer ratio):
 
 By default only the first burst frame (`_00`) of each scene is tested, as the official script does
 (93 pairs on the real Sony set); --all_pairs tests every line of the list (598 pairs). Pairs whose
-PNGs exist are skipped, unless their output was made by another checkpoint (each _out.png records
-its checkpoint) or --overwrite is given.
+three PNGs are whole are skipped, unless their output was made by another checkpoint or with other
+inference settings (each _out.png records both) or --overwrite is given.
 
 Full-resolution inference (1424 x 2128 packed) peaks near 2.1 GB on a CPU, more than small GPUs
 have. --tile runs the packed image in square tiles that overlap by --tile_overlap, so memory is
@@ -33,6 +33,7 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import inference
 import network
 import npu_config
@@ -43,10 +44,11 @@ RESULT_NAME = '%05d_%02d_%d_%s.png'
 KINDS = ('out', 'gt', 'scale')
 FIRST_BURST = 0  # the official script tests `%05d_00*` only
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image several times faster
-# Each output PNG records its checkpoint in a text chunk, so a retrained model's outputs are never
-# taken for done and eval.py can name the checkpoint it scores.
+# Each output PNG records in two text chunks what made its pixels: the checkpoint (content id and
+# path) and the inference settings (inference_stamp). Outputs of another model or of inexact tiling
+# are never taken for done, and eval.py names the checkpoint and any inexact tiling it scores.
 STAMP_KEY = 'sid_checkpoint'
-
+INFERENCE_KEY = 'sid_inference'
 
 def define_flags():
     from absl import flags
@@ -88,44 +90,26 @@ def result_name(key, kind):
 
 # ---------------------------------------------------------------- checkpoint
 
-def find_checkpoint(path):
-    """Checkpoint prefix from a folder (latest, else the newest *.index in it) or a prefix."""
-    if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix:
-            return prefix
-        # The 'checkpoint' state file may be missing or name a path from another machine (the
-        # released model's does): fall back to the newest checkpoint actually in the folder.
-        indexes = [os.path.join(path, f) for f in os.listdir(path) if f.endswith('.index')]
-        if indexes:
-            return max(indexes, key=os.path.getmtime)[:-len('.index')]
-    elif os.path.isfile(path + '.index') or os.path.isfile(path):  # V2 prefix, or V1 file
-        return path
-    raise sid_io.SidError('%s: no checkpoint found (expected model.ckpt.index); train with '
-                          'train_Sony.py or download the authors\' model - refusing to test random '
-                          'weights' % path)
+def checkpoint_to_test(path, variables):
+    """The checkpoint --checkpoint_dir names (a folder's newest, or a prefix), checked against the
+    U-Net's variables and read back.
 
-
-def check_checkpoint(prefix, variables):
-    """Every U-Net variable must be in the checkpoint with the same shape, else a one-line error.
-
-    A Saver would fail on a missing variable too, but with a page of graph dump; a silently
-    partial restore is how the original code produced all-black outputs.
+    An unreadable newest checkpoint is an error, not a quiet fallback to the previous one (which
+    training does): results must come from the checkpoint asked for. The error names the
+    previous one, to pass explicitly.
     """
+    prefix = checkpoints.find(path)
+    if prefix is None:
+        raise sid_io.SidError(checkpoints.NOT_FOUND % path)
     try:
-        stored = dict(tf.train.list_variables(prefix))
-    except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, type(e).__name__))
-    missing = [v.op.name for v in variables if v.op.name not in stored]
-    if missing:
-        raise sid_io.SidError('%s: checkpoint lacks %d of the %d U-Net variables (first: %s); is '
-                              'it a SID Sony checkpoint?' % (prefix, len(missing), len(variables),
-                                                             missing[0]))
-    for v in variables:
-        want = v.shape.as_list()
-        if list(stored[v.op.name]) != want:
-            raise sid_io.SidError('%s: variable %s has shape %s in the checkpoint, the network needs '
-                                  '%s' % (prefix, v.op.name, list(stored[v.op.name]), want))
+        checkpoints.check(prefix, variables)
+    except sid_io.SidError as e:
+        previous = [p for p in checkpoints.prefixes(path) if p != prefix]
+        if not previous:
+            raise
+        raise sid_io.SidError('%s; to test the previous checkpoint instead, pass '
+                              '--checkpoint_dir=%s' % (e, previous[0]))
+    return prefix
 
 
 def checkpoint_stamp(prefix):
@@ -136,18 +120,51 @@ def checkpoint_stamp(prefix):
     return 'sha256:%s %s' % (digest[:16], os.path.abspath(prefix))
 
 
-def output_stamp(path):
-    """The checkpoint stamp saved in an output PNG (None if absent or unreadable)."""
+def inference_stamp(rt, tile, overlap, packed_shape):
+    """What besides the weights decides an output's pixels.
+
+    Tiles with at least DEFAULT_TILE_OVERLAP of context give the untiled result (up to float
+    summation order), so all such runs are 'tiling=exact'; less context changes pixels near tile
+    edges (by up to 239 levels with none), so tile and overlap become part of the stamp. Device
+    and precision decide rounding (mixed precision; TF32 convolutions on recent GPUs).
+    """
+    parts = ['device=%s' % rt.device, 'precision=%s' % rt.precision]
+    if rt.npu_precision_mode:
+        parts.append('npu_precision_mode=%s' % rt.npu_precision_mode)
+    if not tile or overlap >= inference.DEFAULT_TILE_OVERLAP or max(packed_shape) <= tile:
+        parts.append('tiling=exact')
+    else:
+        parts.append('tiling=inexact tile=%d overlap=%d' % (tile, overlap))
+    return ' '.join(parts)
+
+
+def finished_png(path):
+    """(text chunks, (width, height)) of a whole PNG; None if it is missing, truncated or corrupt.
+
+    The stamps sit in the header, which survives truncation. Pillow's verify() reads every chunk
+    up to IEND and checks its CRC: it finds truncation (even of IEND alone, which decoding with
+    load() accepts) and flipped bytes in 0.04 s on a full-size output, where load() takes 0.8 s.
+    """
     from PIL import Image
     try:
         with Image.open(path) as im:
-            return im.info.get(STAMP_KEY)
-    except (OSError, ValueError, SyntaxError):
+            info, size = dict(im.info), im.size  # our text chunks precede the pixels
+            im.verify()
+        return info, size
+    except (OSError, ValueError, SyntaxError, EOFError):
         return None
 
 
 def same_checkpoint(a, b):
     return a is not None and b is not None and a.split()[:1] == b.split()[:1]
+
+
+def made_here(finished, stamp, rt, tile, overlap):
+    """Whether a finished _out.png has this run's checkpoint and inference stamps."""
+    info, (width, height) = finished
+    return (same_checkpoint(info.get(STAMP_KEY), stamp) and
+            info.get(INFERENCE_KEY) == inference_stamp(rt, tile, overlap,
+                                                        (height // 2, width // 2)))
 
 
 # ---------------------------------------------------------------- inference
@@ -190,11 +207,12 @@ def save_ground_truth_and_scale(pair, paths):
              paths['scale'])
 
 
-def save_png(image, path, stamp=None):
+def save_png(image, path, texts=()):
+    """An 8-bit RGB PNG with text chunks `texts` ({key: value}), written atomically."""
     from PIL import Image, PngImagePlugin
     info = PngImagePlugin.PngInfo()
-    if stamp:
-        info.add_text(STAMP_KEY, stamp)
+    for key, value in sorted(dict(texts).items()):
+        info.add_text(key, value)
     with sid_io.atomic_path(path) as tmp:
         Image.fromarray(image, 'RGB').save(tmp, format='PNG', compress_level=PNG_COMPRESS_LEVEL,
                                            pnginfo=info)
@@ -220,30 +238,40 @@ def main(argv):
         raise sid_io.SidError('%s: no pairs to test%s' % (
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
     final_dir = os.path.join(f.result_dir, 'final')
+    removed = checkpoints.remove_leftovers(final_dir)
+    if removed:
+        print('removed %d temporary files of an interrupted run from %s' % (len(removed),
+                                                                             final_dir))
 
     packed_ph, output = inference.build_network()
     variables = network.model_variables()
-    prefix = find_checkpoint(f.checkpoint_dir)
-    check_checkpoint(prefix, variables)
+    prefix = checkpoint_to_test(f.checkpoint_dir, variables)
     stamp = checkpoint_stamp(prefix)
     print('checkpoint %s (%d variables); %d pairs (%s), results in %s, %s'
           % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
     sid_io.require_writable_dir(final_dir, 'test results')
-    # What is left to do: outputs missing or made by another checkpoint, gt/scale missing.
-    todo, stale = [], 0
+    # What is left to do: PNGs missing or incomplete, outputs made by another checkpoint or with
+    # other inference settings.
+    todo, stale, broken = [], 0, 0
     for pair, scene, burst, ratio in pairs:
         key = (scene, burst, int(round(ratio)))
         paths = dict((k, os.path.join(final_dir, result_name(key, k))) for k in KINDS)
-        have = dict((k, not f.overwrite and os.path.isfile(p)) for k, p in paths.items())
-        if have['out'] and not same_checkpoint(output_stamp(paths['out']), stamp):
-            have['out'] = False  # made by another checkpoint (or unreadable): not done
+        finished = dict((k, None if f.overwrite else finished_png(p)) for k, p in paths.items())
+        if not f.overwrite:
+            broken += sum(1 for k in KINDS if finished[k] is None and os.path.exists(paths[k]))
+        have = dict((k, v is not None) for k, v in finished.items())
+        if have['out'] and not made_here(finished['out'], stamp, rt, f.tile, f.tile_overlap):
+            have['out'] = False
             stale += 1
         if not all(have.values()):
             todo.append((pair, ratio, paths, have))
+    if broken:
+        print('%d PNGs are incomplete or corrupt: recomputing them' % broken)
     if stale:
-        print('%d outputs were made with another checkpoint: recomputing them' % stale)
+        print('%d outputs were made with another checkpoint or other inference settings: '
+              'recomputing them' % stale)
 
     # Pass 1, raw decoding: ground truths and baselines. Done before the network has grown TF's
     # memory pool (which the CPU allocator keeps), so decoding does not stack on top of it.
@@ -253,7 +281,7 @@ def main(argv):
     # Pass 2, the network.
     network_seconds, network_cpu = [], []  # wall and CPU (all threads) time per pair
     with tf.Session(config=npu_config.session_config(rt)) as sess:
-        tf.train.Saver(var_list=variables).restore(sess, prefix)
+        checkpoints.restore(tf.train.Saver(var_list=variables), sess, prefix, 'the U-Net weights')
         for pair, ratio, paths, have in tqdm([t for t in todo if not t[3]['out']],
                                              desc='network', unit='pair'):
             packed = sid_io.pack_raw(pair.short)
@@ -262,8 +290,10 @@ def main(argv):
             out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
             network_seconds.append(time.time() - start)
             network_cpu.append(time.process_time() - start_cpu)
+            texts = {STAMP_KEY: stamp,
+                     INFERENCE_KEY: inference_stamp(rt, f.tile, f.tile_overlap, packed.shape[:2])}
             del packed
-            save_png(out, paths['out'], stamp)  # last: a pair is done once its output exists
+            save_png(out, paths['out'], texts)  # last: a pair is done once its output exists
             del out  # else it lives through the next pair's network: 36 MB more on its peak
     rss = inference.peak_rss_mb()
     # The median leaves out the first pair's one-off graph optimisation and memory pool growth.

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
+import checkpoints
 import network
 import npu_config
 import sid_io
@@ -45,8 +46,6 @@ SAVE_FREQ = 500          # sample JPGs every this many epochs
 UPSCALE = 2              # packed pixel -> 2x2 output pixels
 
 # ---------------------------------------------------------------- files and logs
-CHECKPOINT_NAME = 'model.ckpt'   # files model.ckpt-<global step>.*; test_Sony.py restores them
-KEEP_CHECKPOINTS = 2             # the previous one survives anything that happens to the newest
 EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
 MAX_SEED = 2 ** 32 - 1        # numpy seeds (epoch_rng) are 32-bit
 SAMPLE_DIR = '%04d'
@@ -237,14 +236,19 @@ def input_pipeline(data, crops, ps, batch_size):
 
 # ---------------------------------------------------------------- checkpoints and outputs
 
-def resume_point(checkpoint_dir):
-    """(latest checkpoint path or None, last completed epoch) - from the checkpoint, not folders."""
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    path = tf.train.latest_checkpoint(checkpoint_dir)
-    if state is not None and state.model_checkpoint_path and path is None:
-        raise sid_io.SidError('%s: the checkpoint index names %s, which is missing'
-                              % (os.path.join(checkpoint_dir, 'checkpoint'),
-                                 state.model_checkpoint_path))
+def resume_point(checkpoint_dir, say):
+    """(checkpoint to resume from or None, last completed epoch) - from the checkpoint, not folders.
+
+    The newest checkpoint that reads back completely: an unreadable newer one (truncated by a
+    full disk, say) is skipped with one line, the previous one is kept for exactly this.
+    """
+    path, skipped = checkpoints.newest_intact(checkpoint_dir)
+    if skipped and path is None:
+        raise sid_io.SidError('%s: no readable checkpoint (%s); move the folder away to start '
+                              'afresh' % (checkpoint_dir, '; '.join(str(e) for e in skipped)))
+    if skipped:
+        say('warning: %s; resuming from the previous checkpoint %s'
+            % ('; '.join(str(e) for e in skipped), path))
     if path is None:
         return None, 0
     try:
@@ -252,21 +256,7 @@ def resume_point(checkpoint_dir):
     except (tf.errors.OpError, ValueError) as e:
         raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
                               'weights, pass them with --finetune_from and train into another '
-                              '--checkpoint_dir' % (path, tf_error_line(e)))
-
-
-def restore(saver, sess, path, what):
-    try:
-        saver.restore(sess, path)
-    except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: cannot restore %s (%s)' % (path, what, tf_error_line(e)))
-
-
-def tf_error_line(error):
-    """The informative line of a multi-line TensorFlow error (the missing key, the bad shape)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    useful = [line for line in lines if re.search(r'not found|shape|Unsuccessful|corrupt', line)]
-    return (useful or lines or [type(error).__name__])[0]
+                              '--checkpoint_dir' % (path, checkpoints.error_line(e)))
 
 
 def save_sample(result_dir, epoch, scene_id, ratio, target, output):
@@ -312,6 +302,11 @@ def main(argv):
     dist = npu_config.Distribution(f.distributed)
     say = print if dist.is_chief else (lambda *a, **k: None)
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
+    if dist.is_chief:  # before anything else needs the disk space they hold
+        removed = checkpoints.remove_leftovers(f.checkpoint_dir)
+        if removed:
+            say('removed %d leftovers of an interrupted save from %s (%s)'
+                % (len(removed), f.checkpoint_dir, ', '.join(removed)))
 
     # Data: every training file checked, decoded into the cache, and shape-checked before step 1.
     pairs = training_pairs(sid_io.read_list(f.train_list, f.data_dir), f.first_burst_only)
@@ -339,7 +334,7 @@ def main(argv):
     if dist.is_chief:  # the data is sound: now the outputs, before hours of training
         sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
         sid_io.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
-    ckpt_path, done_epochs = resume_point(f.checkpoint_dir)
+    ckpt_path, done_epochs = resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1
     if first_epoch > f.epochs:
         say('%s already holds epoch %d of %d: nothing to do' % (ckpt_path, done_epochs, f.epochs))
@@ -369,22 +364,22 @@ def main(argv):
     optimizer = npu_config.wrap_optimizer(tf.train.AdamOptimizer(lr_var), rt, dist)
     train_op = optimizer.minimize(loss, global_step=global_step)
     broadcast = dist.broadcast_op()
-    saver = tf.train.Saver(max_to_keep=KEEP_CHECKPOINTS)
+    saver = tf.train.Saver()  # checkpoints.save keeps the newest checkpoints.KEEP, across runs
 
     sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank))
     sess.run(tf.global_variables_initializer())
     if ckpt_path:
-        restore(saver, sess, ckpt_path, 'the training state')
+        checkpoints.restore(saver, sess, ckpt_path, 'the training state')
         say('resumed from %s: epoch %d done, starting epoch %d' % (ckpt_path, done_epochs,
                                                                    first_epoch))
     elif f.finetune_from:
-        source = (tf.train.latest_checkpoint(f.finetune_from) if os.path.isdir(f.finetune_from)
-                  else f.finetune_from)
-        restore(weights_saver, sess, source or f.finetune_from, 'the U-Net weights')
+        source = checkpoints.find(f.finetune_from)
+        if source is None:
+            raise sid_io.SidError('%s: no checkpoint to fine-tune from' % f.finetune_from)
+        checkpoints.restore(weights_saver, sess, source, 'the U-Net weights')
         say('fine-tuning from the U-Net weights of %s (fresh optimizer state)' % source)
     sess.run(broadcast)
 
-    prefix = os.path.join(f.checkpoint_dir, CHECKPOINT_NAME)
     writer = tf.summary.FileWriter(f.result_dir) if dist.is_chief else None
     stop = StopRequest()
     base_lr = f.learning_rate * (dist.size if f.scale_lr_by_world_size else 1)
@@ -402,8 +397,8 @@ def main(argv):
     steps_fn = {False: compiled(fetches)}  # the variant with sample outputs is made on first use
 
     def save(epoch_done):
-        sess.run(set_epoch, {epoch_in: epoch_done})
-        return saver.save(sess, prefix, global_step=global_step) if dist.is_chief else None
+        step = int(sess.run([set_epoch, global_step], {epoch_in: epoch_done})[1])
+        return checkpoints.save(saver, sess, f.checkpoint_dir, step) if dist.is_chief else None
 
     for epoch in range(first_epoch, f.epochs + 1):
         lr = learning_rate(epoch, base_lr, f.lr_drop_epoch)

@@ -70,8 +70,25 @@ def hccl_rank3(fake_npu, monkeypatch):
     (('gpu', 'auto'), GPU_FP32),
     (('gpu', 'mixed'), GPU_MIXED),
 ])
-def test_resolve_off_ascend(args, expected):
+def test_resolve_off_ascend_with_a_gpu(monkeypatch, args, expected):
+    monkeypatch.setattr(npu_config, 'gpu_present', lambda: True)
     assert npu_config.resolve(*args) == expected
+
+
+def test_gpu_without_a_gpu_fails_in_one_line_like_npu_without_npu_bridge(tmp_path):
+    """CUDA_VISIBLE_DEVICES=-1 hides any GPU: --device=gpu must not log device=gpu and then run on
+    the CPU (soft placement would); it stops before any work, as --device=npu does."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='-1')
+    for device, words in (('gpu', 'TensorFlow sees no GPU'), ('npu', 'npu_bridge')):
+        out = subprocess.run([sys.executable, os.path.join(ROOT, 'test_Sony.py'),
+                              '--device=%s' % device, '--result_dir=%s' % tmp_path,
+                              '--test_list=%s' % (tmp_path / 'missing.txt')],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, env=env, timeout=300)
+        errors = [line for line in out.stderr.splitlines() if line.startswith('error: ')]
+        assert out.returncode == 1 and len(errors) == 1, out.stderr[-2000:]
+        assert words in errors[0] and '--device=%s' % device in errors[0]
+        assert 'device=' not in out.stdout and 'Traceback' not in out.stderr
 
 
 @pytest.mark.parametrize('args, expected', [
@@ -100,6 +117,13 @@ def test_resolve_auto_without_npu_bridge():
 def test_resolve_rejects(args, message):
     with pytest.raises(npu_config.ConfigError, match=message):
         npu_config.resolve(*args)
+
+
+def test_resolve_rejects_gpu_when_tensorflow_sees_none(monkeypatch):
+    monkeypatch.setattr(npu_config, 'gpu_present', lambda: False)
+    with pytest.raises(npu_config.ConfigError, match='--device=gpu but TensorFlow sees no GPU'):
+        npu_config.resolve('gpu')
+    assert npu_config.resolve('auto') == CPU  # auto still falls back to the CPU
 
 
 def test_config_errors_end_scripts_with_one_line():

@@ -1,7 +1,9 @@
 """test_Sony.py: checkpoints load or fail loudly, outputs are the official names and contents,
-finished pairs are skipped, stale results are recomputed (tiling: tests/test_inference.py)."""
+finished pairs are skipped, stale, incomplete or inexact results are recomputed (tiling:
+tests/test_inference.py)."""
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from PIL import Image
 import bench_inference
 import inference
 import network
+import npu_config
 import sid_io
 import test_Sony
 from conftest import run_script
@@ -30,6 +33,10 @@ def checkpoint(tmp_path_factory):
     return folder
 
 
+def checkpoint_stamp_of(path):
+    return test_Sony.finished_png(path)[0][test_Sony.STAMP_KEY]
+
+
 def restored_session(prefix):
     graph = tf.Graph()
     with graph.as_default():
@@ -39,49 +46,42 @@ def restored_session(prefix):
     return sess, packed, output
 
 
-def test_checkpoint_lookup_and_validation(tmp_path, checkpoint):
-    prefix = str(checkpoint / 'model.ckpt')
-    assert test_Sony.find_checkpoint(str(checkpoint)) == prefix
-    assert test_Sony.find_checkpoint(prefix) == prefix
-    with pytest.raises(sid_io.SidError, match='no checkpoint found.*refusing'):
-        test_Sony.find_checkpoint(str(tmp_path))
-    # A 'checkpoint' state file from another machine (as in the released model): use what is here.
-    moved = tmp_path / 'moved'
-    moved.mkdir()
-    for name in os.listdir(str(checkpoint)):
-        if name.startswith('model.ckpt'):
-            (moved / name).write_bytes((checkpoint / name).read_bytes())
-    (moved / 'checkpoint').write_text('model_checkpoint_path: "/home/chen/SID/checkpoint/Sony/model.ckpt"\n')
-    assert test_Sony.find_checkpoint(str(moved)) == str(moved / 'model.ckpt')
-
+def test_checkpoint_to_test_refuses_missing_and_unreadable_ones(tmp_path, checkpoint):
     with tf.Graph().as_default():
         network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
         variables = network.model_variables()
-        test_Sony.check_checkpoint(prefix, variables)  # the released naming passes
-        shapes = dict((v.op.name, v.shape.as_list()) for v in variables)
+        prefix = str(checkpoint / 'model.ckpt')
+        assert test_Sony.checkpoint_to_test(str(checkpoint), variables) == prefix
+        assert test_Sony.checkpoint_to_test(prefix, variables) == prefix
+        with pytest.raises(sid_io.SidError, match='no checkpoint found.*refusing'):
+            test_Sony.checkpoint_to_test(str(tmp_path), variables)
+        # An unreadable newest checkpoint: no quiet fallback, but the previous one is named.
+        folder = tmp_path / 'ckpt'
+        for step in (1, 2):
+            bench_inference.make_checkpoint(str(folder / ('model.ckpt-%d' % step)), seed=step)
+        data = folder / 'model.ckpt-2.data-00000-of-00001'
+        with open(str(data), 'r+b') as f:
+            f.truncate(os.path.getsize(str(data)) // 2)
+        with pytest.raises(sid_io.SidError) as e:
+            test_Sony.checkpoint_to_test(str(folder), variables)
+        assert str(e.value) == (
+            '%s: unreadable checkpoint (Read less bytes than requested); to test the previous '
+            'checkpoint instead, pass --checkpoint_dir=%s' % (folder / 'model.ckpt-2',
+                                                             folder / 'model.ckpt-1'))
+        assert test_Sony.checkpoint_to_test(str(folder / 'model.ckpt-1'), variables)
 
-    def save(folder, shapes, extra=()):
-        with tf.Graph().as_default():
-            saved = [tf.Variable(np.zeros(s, np.float32), name=n) for n, s in shapes.items()]
-            saved += [tf.Variable(0.0, name=n) for n in extra]
-            with tf.Session() as sess:
-                sess.run(tf.global_variables_initializer())
-                return tf.train.Saver(saved).save(sess, str(tmp_path / folder / 'model.ckpt'))
 
-    with tf.Graph().as_default():
-        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
-        variables = network.model_variables()
-        # Extra variables (a training checkpoint's Adam slots, step counter) are fine.
-        test_Sony.check_checkpoint(save('train', shapes, ['beta1_power', 'global_step']), variables)
-        partial = dict((n, s) for n, s in shapes.items() if not n.startswith('Variable'))
-        with pytest.raises(sid_io.SidError, match=r'lacks 4 of the 42 U-Net variables \(first: Variable'):
-            test_Sony.check_checkpoint(save('partial', partial), variables)
-        wrong = dict(shapes, **{'g_conv10/weights': [1, 1, 32, 3]})
-        with pytest.raises(sid_io.SidError, match=r'g_conv10/weights has shape \[1, 1, 32, 3\]'):
-            test_Sony.check_checkpoint(save('wrong', wrong), variables)
-        (tmp_path / 'junk.index').write_bytes(b'not a checkpoint')
-        with pytest.raises(sid_io.SidError, match='unreadable checkpoint'):
-            test_Sony.check_checkpoint(str(tmp_path / 'junk'), variables)
+def test_inference_stamp_separates_what_changes_pixels():
+    cpu, shape = npu_config.Runtime('cpu', 'fp32', None), (1424, 2128)
+    exact = test_Sony.inference_stamp(cpu, 0, 0, shape)
+    assert exact == 'device=cpu precision=fp32 tiling=exact'
+    for tile, overlap in ((512, 96), (1072, 128), (16, 96), (4096, 0)):  # the last: one tile
+        assert test_Sony.inference_stamp(cpu, tile, overlap, shape) == exact
+    assert test_Sony.inference_stamp(cpu, 512, 64, shape) == (
+        'device=cpu precision=fp32 tiling=inexact tile=512 overlap=64')
+    npu = npu_config.Runtime('npu', 'mixed', 'allow_mix_precision')
+    assert test_Sony.inference_stamp(npu, 0, 0, shape) == (
+        'device=npu precision=mixed npu_precision_mode=allow_mix_precision tiling=exact')
 
 
 def test_select_pairs_first_burst_and_name_clashes(tiny_dataset):
@@ -128,7 +128,7 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
             reference = np.clip(short * gt_float.mean() / short.mean() * 255, 0, 255)
             assert np.abs(scale - np.floor(reference + 0.5)).max() <= 1
     assert set(os.listdir(str(final))) == expected_names  # and no temporary files
-    stamp = test_Sony.output_stamp(str(final / sorted(expected_names)[1]))
+    stamp = checkpoint_stamp_of(str(final / sorted(expected_names)[1]))
     assert sorted(expected_names)[1].endswith('_out.png') and stamp.startswith('sha256:')
     assert stamp.endswith(str(checkpoint / 'model.ckpt'))
     mtimes = dict((n, os.path.getmtime(str(final / n))) for n in expected_names)
@@ -140,10 +140,9 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     assert 'checkpoint %s' % stamp in proc.stdout
     assert os.path.isfile(str(final / 'eval_skimage.csv'))
 
-    # All pairs, tiled: the _00 pairs are skipped (untouched), the _01 pairs computed.
+    # All pairs, tiled exactly: the _00 pairs are skipped (untouched), the _01 pairs computed.
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint, '--all_pairs',
-                                                '--result_dir=%s' % result, '--tile=32',
-                                                '--tile_overlap=16']))
+                                                '--result_dir=%s' % result, '--tile=32']))
     assert proc.returncode == 0, proc.stderr
     assert 'tested 2 pairs, skipped 2' in proc.stdout
     assert len([n for n in os.listdir(str(final)) if re.match(r'\d{5}_01_\d+_out\.png$', n)]) == 2
@@ -155,12 +154,13 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % other,
                                                 '--result_dir=%s' % result, '--tile=32']))
     assert proc.returncode == 0, proc.stderr
-    assert '2 outputs were made with another checkpoint: recomputing them' in proc.stdout
+    assert ('2 outputs were made with another checkpoint or other inference settings: '
+            'recomputing them') in proc.stdout
     assert 'tested 2 pairs, skipped 0' in proc.stdout
     for name, before in mtimes.items():
         changed = os.path.getmtime(str(final / name)) != before
         assert changed == name.endswith('_out.png')  # gt and scale do not depend on the weights
-    assert test_Sony.output_stamp(str(final / sorted(expected_names)[1])).endswith(
+    assert checkpoint_stamp_of(str(final / sorted(expected_names)[1])).endswith(
         str(other / 'model.ckpt'))
 
     # No checkpoint: one-line error, exit 1, nothing written.
@@ -170,8 +170,9 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
                                                 '--result_dir=%s' % (tmp_path / 'none')]))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        'error: %s: no checkpoint found (expected model.ckpt.index); train with train_Sony.py or '
-        'download the authors\' model - refusing to test random weights' % empty]
+        'error: %s: no checkpoint found (expected model.ckpt-<step>.index, as train_Sony.py '
+        'writes, or the released model.ckpt.index); train with train_Sony.py or download the '
+        'authors\' model - refusing to run random weights' % empty]
     assert not (tmp_path / 'none').exists()
 
 
@@ -187,3 +188,58 @@ def test_unwritable_result_folder_fails_in_one_line_before_any_work(tmp_path, ti
         'error: %s: cannot write test results (Not a directory)'
         % (tmp_path / 'file' / 'result' / 'final')]
 
+
+def test_incomplete_or_inexact_outputs_are_not_done_and_eval_names_inexact_tiling(
+        tmp_path, tiny_dataset, checkpoint):
+    """Issue 9.3: the stamps sit in the PNG header, which survives truncation; outputs of
+    --tile_overlap=0 differ from the model's (seams) and must not count for a default run.
+    Issue 9.2/9.8: a copied checkpoint folder is used as is; a dead run's temporaries go."""
+    data = ['--data_dir=%s' % tiny_dataset,
+            '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
+            '--result_dir=%s' % (tmp_path / 'result')]
+    final = tmp_path / 'result' / 'final'
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint, '--tile=32',
+                                                '--tile_overlap=0']))
+    assert proc.returncode == 0, proc.stderr
+    outs = sorted(n for n in os.listdir(str(final)) if n.endswith('_out.png'))
+    assert len(outs) == 2
+    with Image.open(str(final / outs[0])) as im:
+        assert im.info[test_Sony.INFERENCE_KEY] == (
+            'device=cpu precision=fp32 tiling=inexact tile=32 overlap=0')
+    proc = run_script('eval.py', '--result_dir=%s' % (tmp_path / 'result'))
+    assert proc.returncode == 0, proc.stderr
+    assert ('WARNING: 2 of 2 outputs tiled with less than the exact overlap (first: %s)'
+            % outs[0]) in proc.stdout.splitlines()[0]
+
+    # A default run recomputes the inexact outputs, and the truncated ground truth.
+    gt = final / outs[0].replace('_out', '_gt')
+    size = os.path.getsize(str(gt))
+    with open(str(gt), 'r+b') as f:
+        f.truncate(size - 200)
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint]))
+    assert proc.returncode == 0, proc.stderr
+    assert '1 PNGs are incomplete or corrupt: recomputing them' in proc.stdout
+    assert ('2 outputs were made with another checkpoint or other inference settings: '
+            'recomputing them') in proc.stdout
+    assert 'tested 2 pairs, skipped 0' in proc.stdout
+    assert os.path.getsize(str(gt)) == size and test_Sony.finished_png(str(gt))
+    proc = run_script('eval.py', '--result_dir=%s' % (tmp_path / 'result'))
+    assert proc.returncode == 0 and 'WARNING' not in proc.stdout, proc.stdout
+
+    # A truncated output and a killed run's temporary; the checkpoint folder copied elsewhere
+    # (its state file names the original's absolute path): the copy's files are used.
+    out = final / outs[1]
+    with open(str(out), 'r+b') as f:
+        f.truncate(os.path.getsize(str(out)) // 2)
+    (final / '.tmp-k1ll3d-10003_00_300_out.png').write_bytes(b'\x89PNG')
+    copy = tmp_path / 'copy'
+    shutil.copytree(str(checkpoint), str(copy))
+    assert str(checkpoint) in (copy / 'checkpoint').read_text()
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % copy]))
+    assert proc.returncode == 0, proc.stderr
+    assert 'removed 1 temporary files of an interrupted run from %s' % final in proc.stdout
+    assert 'checkpoint %s (42 variables)' % (copy / 'model.ckpt') in proc.stdout
+    assert '1 PNGs are incomplete or corrupt: recomputing them' in proc.stdout
+    assert 'tested 1 pairs, skipped 1' in proc.stdout
+    assert test_Sony.finished_png(str(out)) and not [n for n in os.listdir(str(final))
+                                                     if n.startswith('.tmp-')]

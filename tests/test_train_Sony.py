@@ -1,12 +1,16 @@
 """train_Sony.py: the paper's sampling, the tf.data pipeline against the official in-RAM path,
-logs, a two-epoch run, resume (after a normal end and after SIGTERM), the learning-rate schedule,
-fine-tuning, and every fault of issue 4. Runs use tiny generated raws and 32 x 32 patches."""
+logs, a two-epoch run, resume (after a normal end, SIGTERM, kill -9, from a copied folder, past an
+unreadable checkpoint), the learning-rate schedule, fine-tuning, and every fault of issues 4 and 9.
+Runs use tiny generated raws and 32 x 32 patches."""
 import glob
 import os
+import random
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ import tensorflow.compat.v1 as tf
 
 from conftest import ROOT, make_tiny_dataset, run_script
 
+import checkpoints
 import network
 import sid_io
 import train_Sony
@@ -186,6 +191,10 @@ def test_two_epochs_log_checkpoint_samples_and_summaries(trained):
     path, epoch, step = latest_state(work)
     assert (os.path.basename(path), epoch, step) == ('model.ckpt-%d' % (2 * STEPS), 2, 2 * STEPS)
     assert epochs[-1][6] == path
+    state = open(os.path.join(str(work), 'ckpt', 'checkpoint')).read()
+    assert state == ('model_checkpoint_path: "model.ckpt-6"\n'  # relative: copies use their own
+                     'all_model_checkpoint_paths: "model.ckpt-3"\n'
+                     'all_model_checkpoint_paths: "model.ckpt-6"\n')
     names = set(name for name, _ in tf.train.list_variables(path))
     assert {'g_conv1_1/weights', 'g_conv10/biases', 'Variable', 'Variable_3'} <= names
     assert not glob.glob(os.path.join(str(work), 'ckpt', '.tmp-*'))
@@ -355,3 +364,134 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
     assert len(error) == 1 and 'loss is nan at epoch 3 step' in error[0], proc.stderr[-3000:]
     assert before[0] in error[0]
     assert latest_state(tmp_path) == before
+
+
+# ---------------------------------------------------------------- checkpoints (issue 9)
+
+def popen_train(data, work, *args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT, PYTHONUNBUFFERED='1')
+    cmd = [sys.executable, os.path.join(ROOT, 'train_Sony.py'), '--data_dir=%s' % data,
+           '--train_list=%s' % os.path.join(str(data), 'Sony_train_list.txt'),
+           '--checkpoint_dir=%s' % (work / 'ckpt'), '--result_dir=%s' % (work / 'result'),
+           '--ps=%d' % PS, '--device=cpu'] + list(args)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            universal_newlines=True, **kwargs)
+
+
+def step_files(folder):
+    return sorted(n for n in os.listdir(str(folder)) if n != 'checkpoint')
+
+
+def test_a_copied_folder_resumes_from_its_own_files_and_keeps_two_checkpoints(data, trained,
+                                                                              tmp_path):
+    """Issue 9.2/9.6/9.8: a folder copied from one whose state file recorded absolute paths (as
+    TensorFlow writes them by default), holding the checkpoints of earlier runs and the
+    temporaries of a killed save."""
+    original, ckpt = os.path.join(str(trained[0]), 'ckpt'), tmp_path / 'ckpt'
+    shutil.copytree(original, str(ckpt))
+    with open(str(ckpt / 'checkpoint'), 'w') as f:
+        f.write('model_checkpoint_path: "%s/model.ckpt-6"\n' % original)
+    for step in (1, 2):  # older runs' checkpoints (the content does not matter)
+        for ext in ('.index', '.data-00000-of-00001'):
+            shutil.copy(str(ckpt / ('model.ckpt-3' + ext)), str(ckpt / ('model.ckpt-%d%s'
+                                                                       % (step, ext))))
+    leftovers = ['model.ckpt-9.data-00000-of-00001.tempstate4401', 'checkpoint.tmp' + 'e' * 32]
+    for name in leftovers:
+        (ckpt / name).write_bytes(b'\0' * 1000)
+    proc = train(data, tmp_path, '--epochs=3', '--lr_drop_epoch=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'removed 2 leftovers of an interrupted save from %s (%s)' % (
+        ckpt, ', '.join(sorted(leftovers))) in proc.stdout
+    assert ('resumed from %s: epoch 2 done, starting epoch 3' % (ckpt / 'model.ckpt-6')
+            in proc.stdout)
+    assert step_files(ckpt) == ['model.ckpt-6.data-00000-of-00001', 'model.ckpt-6.index',
+                                'model.ckpt-9.data-00000-of-00001', 'model.ckpt-9.index']
+    assert step_files(original) == ['model.ckpt-3.data-00000-of-00001', 'model.ckpt-3.index',
+                                    'model.ckpt-6.data-00000-of-00001', 'model.ckpt-6.index']
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(data, trained, tmp_path):
+    """Issue 9.9: the previous checkpoint is kept for this. The resumed run redoes epoch 2 exactly
+    (same loss as the uninterrupted run) and its save replaces the broken file."""
+    shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    broken = tmp_path / 'ckpt' / 'model.ckpt-6.data-00000-of-00001'
+    with open(str(broken), 'r+b') as f:
+        f.truncate(os.path.getsize(str(broken)) // 2)
+    proc = train(data, tmp_path, '--epochs=2', '--save_freq=2', '--lr_drop_epoch=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    previous = tmp_path / 'ckpt' / 'model.ckpt-3'
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith('warning: ')]
+    assert warnings == ['warning: %s: unreadable checkpoint (Read less bytes than requested); '
+                        'resuming from the previous checkpoint %s'
+                        % (tmp_path / 'ckpt' / 'model.ckpt-6', previous)]
+    assert 'resumed from %s: epoch 1 done, starting epoch 2' % previous in proc.stdout
+    before = parsed(trained[1].stdout, train_Sony.EPOCH_LOG_RE)[1]
+    after = parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)
+    assert len(after) == 1 and after[0][:3] == before[:3]  # epoch, steps, mean loss
+    checkpoints.verify(str(tmp_path / 'ckpt' / 'model.ckpt-6'))
+    assert latest_state(tmp_path)[1:] == (2, 2 * STEPS)
+
+
+def test_a_failed_save_stops_in_one_line_naming_the_last_good_checkpoint(data, trained, tmp_path):
+    """Issue 9.8: a write that fails half-way (here a 16 MB file size limit: the data file is
+    93 MB) leaves no partial file, and the message names the checkpoint to restart from."""
+    shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))  # noqa: E731
+    proc = popen_train(data, tmp_path, '--epochs=3', preexec_fn=limit)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert errors == ['error: %s: cannot save a checkpoint (File too large); the last good '
+                      'checkpoint is %s' % (tmp_path / 'ckpt', tmp_path / 'ckpt' / 'model.ckpt-6')]
+    assert 'Traceback' not in stderr
+    assert step_files(tmp_path / 'ckpt') == step_files(os.path.join(str(trained[0]), 'ckpt'))
+
+
+def test_sigint_during_start_up_is_one_line_and_exit_130(data, tmp_path):
+    """Issue 9.14: before the training loop installs its own handler (which saves first)."""
+    proc = popen_train(data, tmp_path, '--epochs=1')
+    first = proc.stdout.readline()
+    assert first.startswith('device=cpu')  # main() is running: flags parsed, nothing trained
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith('error: ')] == [
+        'error: interrupted (SIGINT)']
+    assert 'Traceback' not in stderr and not parsed(stdout, train_Sony.STEP_LOG_RE)
+
+
+def test_kill_9_during_a_save_and_at_random_resumes_at_the_last_saved_epoch(data, tmp_path):
+    """SIGKILL right after the last step of epoch 1 (the save is then under way), then at a
+    random moment of a later epoch; each restart resumes at the epoch its newest checkpoint
+    holds, and the last run ends with two checkpoints and no leftovers. (Every single step of a
+    save: tests/test_checkpoints.py.)"""
+    rng = random.Random(9)
+    ckpt = tmp_path / 'ckpt'
+    done = 0  # epochs saved so far, as the folder says
+    for kill_after in ('1 %d ' % STEPS, None):
+        proc = popen_train(data, tmp_path, '--epochs=1000')
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if kill_after and line.startswith(kill_after):
+                break
+            if kill_after is None and train_Sony.STEP_LOG_RE.match(line.strip()):
+                time.sleep(rng.uniform(0.0, 2.0))  # somewhere in a step, an epoch or a save
+                break
+        proc.kill()
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        if done:
+            assert 'resumed from %s: epoch %d done' % (ckpt / ('model.ckpt-%d' % (done * STEPS)),
+                                                       done) in ''.join(lines)
+        prefix, skipped = checkpoints.newest_intact(str(ckpt))
+        assert skipped == []
+        done = int(tf.train.load_variable(prefix, 'epoch')) if prefix else 0
+    proc = train(data, tmp_path, '--epochs=%d' % (done + 1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if done:
+        assert 'resumed from %s: epoch %d done' % (ckpt / ('model.ckpt-%d' % (done * STEPS)),
+                                                   done) in proc.stdout
+    assert [int(g[0]) for g in parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)] == [done + 1]
+    assert len(checkpoints.prefixes(str(ckpt))) == min(2, done + 1)
+    assert all(n.endswith(('.index', '.data-00000-of-00001')) for n in step_files(ckpt))
