@@ -49,11 +49,12 @@ def import_tensorflow():
     return tf
 
 
-def run(main, define_flags, tensorflow=True, positional=False):
+def run(main, define_flags, tensorflow=True, positional=False, hint=''):
     """absl's app.run with the conventions above.
 
     tensorflow=False for scripts that never need it; positional=True for scripts whose main
-    takes file arguments itself (it then gets them all in argv[1:]).
+    takes file arguments itself (it then gets them all in argv[1:]); `hint` says where the
+    script takes its input from, for the refusal of a stray argument.
     """
     from absl import app
     import sid_io
@@ -63,9 +64,9 @@ def run(main, define_flags, tensorflow=True, positional=False):
 
     def checked_main(argv):
         if len(argv) > 1 and not positional:
-            raise sid_io.SidError('unexpected argument%s %s: %s takes only --flags (see --help)'
+            raise sid_io.SidError('unexpected argument%s %s: %s takes flags only (%s)'
                                   % ('s' if len(argv) > 2 else '', ' '.join(argv[1:]),
-                                     os.path.basename(argv[0])))
+                                     os.path.basename(argv[0]), hint or 'see --help'))
         if tensorflow:
             import_tensorflow().disable_v2_behavior()
         return main(argv)

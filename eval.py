@@ -32,6 +32,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+import cli
 import sid_io
 from metrics import SSIM_PROTOCOLS, psnr, ssim
 
@@ -238,11 +239,8 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
     return paths
 
 
-@sid_io.fail_cleanly
 def main(argv):
-    if len(argv) > 1:
-        raise sid_io.SidError('unexpected argument %s: eval.py takes flags only '
-                              '(it scores the PNGs in --result_dir)' % argv[1])
+    del argv
     import multiprocessing
     from absl import flags
     from tqdm import tqdm
@@ -293,6 +291,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False, hint='it scores the PNGs in --result_dir')

@@ -4,14 +4,13 @@ Ascend 910 runs TF 1.15 graphs through Huawei's `npu_bridge` adapter: the sessio
 `NpuOptimizer` custom graph optimizer (with a precision mode), and mixed precision needs loss
 scaling because the NPU computes fp16 in saturation mode. GPUs get TF's automatic mixed precision
 graph rewrite instead, CPUs run float32. `npu_bridge` (and Horovod) are imported lazily, only on
-the path that uses them, so CPU/GPU machines never need them.
+the path that uses them, so CPU/GPU machines never need them. TensorFlow itself is imported inside
+the functions that build something, so scripts can define these flags and answer --help without
+loading it.
 """
 import importlib.util
 import os
 from collections import namedtuple
-
-import tensorflow.compat.v1 as tf
-from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 import sid_io
 
@@ -43,6 +42,7 @@ def npu_bridge_present():
 
 
 def gpu_present():
+    import tensorflow.compat.v1 as tf
     return bool(tf.config.experimental.list_physical_devices('GPU'))
 
 
@@ -100,6 +100,8 @@ def session_config(rt, local_rank=None):
 
     local_rank pins one GPU per process for Horovod.
     """
+    import tensorflow.compat.v1 as tf
+    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     config = tf.ConfigProto(allow_soft_placement=rt.device != 'npu')
     rewrite = config.graph_options.rewrite_options
     if rt.device == 'npu':
@@ -165,6 +167,7 @@ class Distribution(object):
 
     def broadcast_op(self):
         """Copy rank 0's initial variables to every rank; run once after initialisation."""
+        import tensorflow.compat.v1 as tf
         if self.backend == 'horovod':
             return self._hvd.broadcast_global_variables(0)
         if self.backend == 'hccl' and self.size > 1:
@@ -181,6 +184,7 @@ def wrap_optimizer(optimizer, rt, dist=None):
     Averaging inside the loss scaling means every rank sees the same (averaged) gradients, so all
     ranks agree on overflow, skip the same steps and keep the same loss scale.
     """
+    import tensorflow.compat.v1 as tf
     dist = dist or Distribution('none')
     if dist.backend not in ('none', 'hccl' if rt.device == 'npu' else 'horovod'):
         raise ConfigError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '

@@ -31,11 +31,9 @@ import os
 import time
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
-import checkpoints
+import cli
 import inference
-import network
 import npu_config
 import sid_io
 
@@ -98,6 +96,7 @@ def checkpoint_to_test(path, variables):
     training does): results must come from the checkpoint asked for. The error names the
     previous one, to pass explicitly.
     """
+    import checkpoints
     prefix = checkpoints.find(path)
     if prefix is None:
         raise sid_io.SidError(checkpoints.NOT_FOUND % path)
@@ -218,15 +217,14 @@ def save_png(image, path, texts=()):
                                            pnginfo=info)
 
 
-@sid_io.fail_cleanly
 def main(argv):
-    if len(argv) > 1:
-        raise sid_io.SidError('unexpected argument %s: test_Sony.py reads its pairs from '
-                              '--test_list (for your own raw files use scripts/enhance.py)' % argv[1])
+    import tensorflow.compat.v1 as tf
     from absl import flags
     from tqdm import tqdm
+    import checkpoints
+    import network
+    del argv
     f = flags.FLAGS
-    tf.logging.set_verbosity(tf.logging.ERROR)  # keep stderr for progress and one-line errors
     tf.disable_v2_behavior()
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
@@ -305,6 +303,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, hint='it reads its pairs from --test_list; for your own raw files '
+                                     'use scripts/enhance.py')

@@ -27,11 +27,9 @@ import time
 from collections import OrderedDict, namedtuple
 
 import numpy as np
-import tensorflow.compat.v1 as tf
-from absl import app, flags
+from absl import flags
 
-import checkpoints
-import network
+import cli
 import npu_config
 import sid_io
 
@@ -57,6 +55,7 @@ PREFETCH_BATCHES = 4     # batches ready ahead of the step
 # One line per step (the ModelZoo performance script averages Time=) and one per epoch; parse
 # both with the regexes below, never with ad-hoc greps.
 _FLOAT = r'([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))'
+PROGRESS_MODES = ('auto', 'lines', 'bar')
 STEP_LOG = '%d %d Loss=%.6f Time=%.4f'  # epoch, step in epoch, running mean L1, step seconds
 STEP_LOG_RE = re.compile(r'^(\d+) (\d+) Loss=%s Time=%s$' % (_FLOAT, _FLOAT))
 EPOCH_LOG = ('Epoch %d done: steps=%d mean_loss=%.6f epoch_time=%.2f input_wait=%.3f lr=%g '
@@ -202,6 +201,8 @@ def input_pipeline(data, crops, ps, batch_size):
     Yields (input [N,ps,ps,4], target [N,2ps,2ps,3], scene id [N], ratio [N], ready time [N]);
     the ready time (when the crop was finished) tells how long a step waited for its data.
     """
+    import tensorflow.compat.v1 as tf
+
     def plans():
         for crop in crops():
             yield tuple(crop)
@@ -242,6 +243,8 @@ def resume_point(checkpoint_dir, say):
     The newest checkpoint that reads back completely: an unreadable newer one (truncated by a
     full disk, say) is skipped with one line, the previous one is kept for exactly this.
     """
+    import tensorflow.compat.v1 as tf
+    import checkpoints
     path, skipped = checkpoints.newest_intact(checkpoint_dir)
     if skipped and path is None:
         raise sid_io.SidError('%s: no readable checkpoint (%s); move the folder away to start '
@@ -271,6 +274,7 @@ def save_sample(result_dir, epoch, scene_id, ratio, target, output):
 
 def scalar_summary(writer, tag, value, step):
     """Host-side TensorBoard scalar: no summary ops in the device graph."""
+    import tensorflow.compat.v1 as tf
     writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))]),
                        step)
 
@@ -290,17 +294,19 @@ class StopRequest(object):
 
 # ---------------------------------------------------------------- training
 
-@sid_io.fail_cleanly
 def main(argv):
-    if len(argv) > 1:
-        raise sid_io.SidError('unexpected argument %s: train_Sony.py takes flags only '
-                              '(it reads its pairs from --train_list)' % argv[1])
+    import tensorflow.compat.v1 as tf
+    from tqdm import tqdm
+    import checkpoints
+    import network
+    del argv
     start = time.time()
     tf.disable_v2_behavior()
     f = flags.FLAGS
     rt = npu_config.runtime_from_flags()
     dist = npu_config.Distribution(f.distributed)
     say = print if dist.is_chief else (lambda *a, **k: None)
+    show_bar = f.progress == 'bar' or (f.progress == 'auto' and sys.stderr.isatty())
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
     if dist.is_chief:  # before anything else needs the disk space they hold
         removed = checkpoints.remove_leftovers(f.checkpoint_dir)
@@ -405,6 +411,8 @@ def main(argv):
         sess.run(set_lr, {lr_in: lr})
         keep_samples = dist.is_chief and epoch % f.save_freq == 0
         losses, waited, epoch_start = [], 0.0, time.time()
+        bar = tqdm(total=steps, desc='epoch %d' % epoch, unit='step', leave=False,
+                   disable=not (dist.is_chief and show_bar))
         for step in range(1, steps + 1):
             if keep_samples not in steps_fn:
                 steps_fn[keep_samples] = compiled(dict(fetches, **samples))
@@ -420,7 +428,11 @@ def main(argv):
                     'checkpoint: %s' % (out['loss'], epoch, step, out['step'],
                                         last_saved or 'none yet'))
             losses.append(out['loss'])
-            say(STEP_LOG % (epoch, step, np.mean(losses), dt))
+            if show_bar:
+                bar.set_postfix(loss='%.4f' % np.mean(losses), refresh=False)
+                bar.update(1)
+            else:
+                say(STEP_LOG % (epoch, step, np.mean(losses), dt))
             if writer is not None:
                 scalar_summary(writer, 'loss', out['loss'], out['step'])
             if keep_samples:
@@ -433,6 +445,7 @@ def main(argv):
                     % (stop.signum, epoch, step, last_saved))
                 sys.stdout.flush()
                 sys.exit(128 + stop.signum)
+        bar.close()
         last_saved = save(epoch)
         if writer is not None:
             scalar_summary(writer, 'learning_rate', lr, out['step'])
@@ -472,10 +485,12 @@ def define_flags():
                          lower_bound=0, upper_bound=MAX_SEED)
     flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
                         'weights start a fresh run; ignored when checkpoint_dir has one')
+    flags.DEFINE_enum('progress', 'auto', PROGRESS_MODES, 'per-step output: "lines" prints a '
+                      'parseable line per step (what the ModelZoo scripts read), "bar" one '
+                      'progress bar per epoch; auto: the bar when stderr is a terminal')
     npu_config.define_flags(distributed=True)
     flags.adopt_module_key_flags(npu_config)  # --help lists --device, --precision, --distributed
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, hint='it reads its pairs from --train_list')

@@ -23,6 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import cli
 import sid_io  # noqa: E402
 
 FULL_HEIGHT, FULL_WIDTH = 2848, 4256
@@ -203,7 +204,6 @@ def define_flags():
     flags.DEFINE_bool('receptive_field', False, 'only print the context a tile needs, then exit')
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -238,6 +238,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

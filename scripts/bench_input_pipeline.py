@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import cli
 import sid_io  # noqa: E402
 import train_Sony  # noqa: E402
 
@@ -249,7 +250,6 @@ def define_flags():
     flags.DEFINE_float('launched', 0.0, 'internal: launch time of a child process')
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -291,6 +291,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

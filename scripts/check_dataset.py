@@ -14,6 +14,7 @@ import sys
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
+import cli
 import sid_io  # noqa: E402
 from make_dataset import LIST_NAMES  # noqa: E402
 
@@ -79,6 +80,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False, positional=True)

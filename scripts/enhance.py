@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli
 import camera  # noqa: E402
 import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
 import sid_io  # noqa: E402
@@ -114,11 +115,7 @@ def check_inputs(raws, model_path, checkpoint_dir):
 
 def open_model(model_path, checkpoint_dir):
     """The network from a frozen graph or a checkpoint, on the device test_Sony.py's auto picks."""
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up chatter
-    import tensorflow.compat.v1 as tf
     import npu_config
-    tf.logging.set_verbosity(tf.logging.ERROR)
-    tf.disable_v2_behavior()
     rt = npu_config.resolve()
     print(npu_config.describe(rt))
     config = npu_config.session_config(rt)
@@ -164,7 +161,6 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap):
     return ratio, seconds
 
 
-@sid_io.fail_cleanly
 def main(argv):
     from absl import flags
     f = flags.FLAGS
@@ -178,6 +174,7 @@ def main(argv):
 
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
+    cli.import_tensorflow().disable_v2_behavior()  # only now: bad inputs fail in well under 1 s
     model = open_model(f.model, f.checkpoint_dir)
     print('model %s; %d raw files, %s' % (model.source, len(raws), 'tiles of %d+%d packed px'
                                           % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
@@ -193,6 +190,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False, positional=True)

@@ -26,6 +26,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli
 import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
 import sid_io  # noqa: E402
 
@@ -156,11 +157,8 @@ def verify(written, reference, packed):
                                   % (path, diff, out.shape, reference.shape))
 
 
-@sid_io.fail_cleanly
 def main(argv):
-    if len(argv) > 1:
-        raise sid_io.SidError('unexpected argument %s: export_model.py takes flags only '
-                              '(the model comes from --checkpoint_dir)' % argv[1])
+    del argv
     from absl import flags
     f = flags.FLAGS
     if bool(f.height) != bool(f.width):
@@ -168,10 +166,7 @@ def main(argv):
     if 'onnx' in f.formats and importlib.util.find_spec('tf2onnx') is None:
         raise sid_io.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
                               'onnxruntime), or leave onnx out of --formats')
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    import tensorflow.compat.v1 as tf
-    tf.logging.set_verbosity(tf.logging.ERROR)
-    tf.disable_v2_behavior()
+    import tensorflow.compat.v1 as tf  # already imported quietly by cli.run
 
     model = inference.session_from_checkpoint(f.checkpoint_dir, height=f.height or None,
                                               width=f.width or None)
@@ -194,6 +189,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, hint='the model comes from --checkpoint_dir')

@@ -20,6 +20,7 @@ import numpy as np
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
+import cli
 import sid_io  # noqa: E402
 
 LONG_EXPOSURE = 10.0  # seconds, as most SID long exposures
@@ -256,7 +257,6 @@ def define_flags():
                          lower_bound=0)
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -268,6 +268,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False)

@@ -13,6 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli
 import sid_io  # noqa: E402
 from make_dataset import list_paths  # noqa: E402
 
@@ -58,7 +59,6 @@ def define_flags():
                         'lists are)')
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -72,6 +72,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False)

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import eval as sid_eval  # noqa: E402  (the results folder and its PNGs)
+import cli
 import metrics  # noqa: E402
 import sid_io  # noqa: E402
 
@@ -102,7 +103,6 @@ def define_flags():
     flags.DEFINE_integer('width', DEFAULT_WIDTH, 'montage width in pixels (4 panels)')
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -126,6 +126,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False)

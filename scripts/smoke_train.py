@@ -18,6 +18,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import cli
 import sid_io  # noqa: E402
 import train_Sony  # noqa: E402
 
@@ -62,7 +63,6 @@ def define_flags():
     flags.DEFINE_float('learning_rate', train_Sony.LEARNING_RATE, 'Adam learning rate')
 
 
-@sid_io.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -103,6 +103,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

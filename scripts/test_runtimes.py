@@ -109,7 +109,7 @@ def test_one(name, python, pytest_args, static_python):
     vpy = made.stdout.strip().splitlines()[-1]
     vbin = os.path.dirname(vpy)
     env = dict(os.environ, PATH=vbin + os.pathsep + os.environ.get('PATH', ''),
-               VIRTUAL_ENV=os.path.dirname(vbin), TF_CPP_MIN_LOG_LEVEL='2',
+               VIRTUAL_ENV=os.path.dirname(vbin),
                SID_STATIC_CHECK_PYTHON=static_python)
     env.pop('PYTHONHOME', None)
     versions = subprocess.check_output(

@@ -9,7 +9,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # Horovod 0.28.1 builds against TensorFlow < 2.16 only (Horovod issue #4290). Where it can be
 # built, its tests must run (scripts/run_tests.sh builds it); only newer TF skips them.
@@ -40,7 +39,8 @@ TINY_HEIGHT, TINY_WIDTH = 96, 136
 
 def run_script(script, *args, **kwargs):
     """Run a project script as a user would; returns the CompletedProcess (text output)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop('TF_CPP_MIN_LOG_LEVEL', None)  # the scripts' own quiet start-up is part of the test
     env.update(kwargs.pop('env', {}))
     return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
