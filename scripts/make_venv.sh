@@ -56,7 +56,8 @@ if [[ ! -x $vpy || "$(cat "$dir/.stamp-runtime" 2>/dev/null)" != "$runtime_stamp
 fi
 if [[ $dev == 1 && "$(cat "$dir/.stamp-dev" 2>/dev/null)" != "$dev_stamp" ]]; then
     echo "installing the test tools (requirements-dev.txt) into $dir" >&2
-    "$vpy" -m pip install -q -r "$root/requirements-dev.txt" >&2
+    # requirements.txt as constraints: the test tools never move the runtime's own pins
+    "$vpy" -m pip install -q -r "$root/requirements-dev.txt" -c "$root/requirements.txt" >&2
     echo "$dev_stamp" > "$dir/.stamp-dev"
 fi
 echo "$vpy"

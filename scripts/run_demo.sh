@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-300}   # brief: enough for the generated scenes to beat the amplified input
 PS=${PS:-64}            # packed patch size; the paper uses 512 (the generated raws are 512 x 768)
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}   # TensorFlow's C++ start-up chatter
+SAVE_FREQ=${SAVE_FREQ:-100}   # sample JPGs in result_Sony/<epoch>/ (the paper's 500 > the demo's 300)
 
 py=$(bash scripts/make_venv.sh "${PYTHON:-python3}")
 echo "runtime: $("$py" -c 'import sys, tensorflow as tf; print("Python %s (%s), TensorFlow %s" % (sys.version.split()[0], sys.executable, tf.__version__))' 2>/dev/null)"
@@ -29,7 +29,8 @@ fi
 lists=.                                                     # the authors' lists, for the real data
 [ -f dataset/Sony_train_list.txt ] && lists=dataset
 echo "lists: $lists/Sony_{train,test}_list.txt"
-"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" --train_list="$lists/Sony_train_list.txt" "$@"
+"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" --save_freq="$SAVE_FREQ" \
+    --train_list="$lists/Sony_train_list.txt" "$@"
 "$py" test_Sony.py --test_list="$lists/Sony_test_list.txt"
 "$py" eval.py --ssim=all
 "$py" scripts/montage.py --test_list="$lists/Sony_test_list.txt"
