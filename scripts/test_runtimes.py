@@ -114,7 +114,8 @@ def test_one(name, python, pytest_args, static_python):
     env.pop('PYTHONHOME', None)
     versions = subprocess.check_output(
         [vpy, '-c', 'import sys, tensorflow as tf; print(sys.version.split()[0], tf.__version__)'],
-        env=env, universal_newlines=True).split()
+        env=dict(env, TF_CPP_MIN_LOG_LEVEL='3'), stderr=subprocess.DEVNULL,
+        universal_newlines=True).split()
     print('== runtime %s: Python %s (%s), TensorFlow %s' % (name, versions[0], vpy, versions[1]),
           flush=True)
     if dict((n, h) for n, _, h in RUNTIMES)[name]:
