@@ -607,8 +607,13 @@ def fail_cleanly(main):
             sys.stderr.write('error: %s\n' % e)
             sys.exit(1)
         except KeyboardInterrupt:
+            # The cleanup that matters (temporaries removed, worker pools terminated) ran in the
+            # `finally`s the interrupt passed through. Interpreter teardown would add tracebacks
+            # of objects it interrupted half-built (a progress bar's __del__), so skip it.
+            sys.stdout.flush()
             sys.stderr.write('error: interrupted (SIGINT)\n')
-            sys.exit(EXIT_INTERRUPTED)
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
     return wrapper
 
 
@@ -795,9 +800,15 @@ def build_cache_entry(raw_path, kind, cache_dir, data_dir, verify=True):
 
 
 def _quiet_fork_warning():
-    """rawpy warns in every forked worker; build_cache forks only before LibRaw ever ran."""
+    """rawpy warns in every forked worker; build_cache forks only before LibRaw ever ran.
+
+    Workers also ignore SIGINT: Ctrl-C in a terminal reaches the whole process group, and the
+    parent alone answers it (one line, the pool terminated) instead of a traceback per worker.
+    """
+    import signal
     import warnings
     warnings.filterwarnings('ignore', message='rawpy is being used in a process created by')
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _build_job(job):
