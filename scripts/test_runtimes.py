@@ -41,14 +41,25 @@ TABLE_HEADER = ('runtime', 'python', 'tensorflow', 'passed', 'failed', 'skipped'
 
 
 def minor_version(python):
-    out = subprocess.check_output([python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'])
+    out = subprocess.check_output(
+        [python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+        stderr=subprocess.DEVNULL)
     return out.decode().strip()
+
+
+def runs_as(python, minor):
+    """Whether `python` starts and is Python `minor` (a pyenv shim of an inactive version is on
+    PATH but does not start)."""
+    try:
+        return minor_version(python) == minor
+    except (OSError, subprocess.CalledProcessError):
+        return False
 
 
 def find_python(minor):
     """An interpreter for Python `minor` (e.g. '3.7'): on PATH, else the newest pyenv build."""
     found = shutil.which('python' + minor)
-    if found:
+    if found and runs_as(found, minor):
         return found
     pyenv_root = os.environ.get('PYENV_ROOT') or os.path.expanduser('~/.pyenv')
     if shutil.which('pyenv'):
@@ -58,7 +69,8 @@ def find_python(minor):
             pass
     builds = glob.glob(os.path.join(pyenv_root, 'versions', minor + '.*', 'bin', 'python' + minor))
     key = lambda p: [int(x) for x in re.findall(r'\d+', p.split(os.sep)[-3])]
-    return sorted(builds, key=key)[-1] if builds else None
+    builds = [p for p in sorted(builds, key=key, reverse=True) if runs_as(p, minor)]
+    return builds[0] if builds else None
 
 
 def runtime_of(minor):
