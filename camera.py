@@ -52,29 +52,29 @@ PACKINGS = sid_io.PACKINGS
 # Flags whose defaults are a camera's: a script's flag that has one of these defaults follows
 # --camera (train_Sony.py --camera=Fuji reads ./Fuji_train_list.txt unless told otherwise).
 FLAG_DEFAULTS = {
+    'camera': lambda p: p.name,
     'train_list': lambda p: './%s' % p.lists[0],
     'test_list': lambda p: './%s' % p.lists[1],
     'val_list': lambda p: './%s' % p.lists[2],
     'checkpoint_dir': lambda p: './checkpoint/%s/' % p.name,
     'result_dir': lambda p: './result_%s/' % p.name,
     'exclude_scenes': lambda p: list(p.misaligned),
+    'lists': lambda p: ['./%s' % p.lists[0]],  # scripts/build_cache.py
 }
 
 
-def define_flag(default=SONY.name, names=DATASETS, what='the data set and model'):
-    """--camera, case-insensitive (--camera=fuji), over the profiles `names`."""
+def define_flag(default=SONY.name, names=DATASETS, sets='the packing, levels and network block, '
+                'and the defaults of the list, checkpoint and result flags'):
+    """--camera over the profiles `names`, case-insensitive (--camera=fuji)."""
     from absl import flags
-    flags.DEFINE_enum('camera', default, list(names), 'camera profile (camera.py): %s; it sets '
-                      'the packing, levels and network block, and the defaults of the list, '
-                      'checkpoint and result flags' % what, case_sensitive=False)
+    flags.DEFINE_enum('camera', default, list(names), 'camera profile (camera.py, any case); it '
+                      'sets ' + sets, case_sensitive=False)
 
 
 def use_defaults(flag_values, profile):
-    """Make `profile` the default camera of a script's flags: --camera, and each flag of
-    FLAG_DEFAULTS whose default is some data set camera's becomes this camera's. After parsing,
-    flags given on the command line keep their values (absl's set_default)."""
-    if 'camera' in flag_values:
-        flag_values.set_default('camera', profile.name)
+    """Make `profile` the default camera of a script's flags: each flag of FLAG_DEFAULTS (--camera
+    too) whose default is some data set camera's becomes this camera's. After parsing, flags given
+    on the command line keep their values (absl's set_default)."""
     for name, value in FLAG_DEFAULTS.items():
         if name in flag_values:
             camera_defaults = [value(PROFILES[n]) for n in DATASETS]
@@ -120,3 +120,18 @@ def packed_input(mosaic, profile):
     black, white = levels(profile, mosaic)
     packing = PACKINGS[profile.packing]
     return sid_io.normalize(packing.pack(packing.align(mosaic.counts, mosaic.phase)), black, white)
+
+
+def for_channels(channels):
+    """'Sony/bayer' or 'Fuji': the profiles whose network takes `channels` packed channels."""
+    return '/'.join(p.name for p in (SONY, BAYER, FUJI) if p.channels == channels) or 'no camera'
+
+
+def model_hint(name, have, want):
+    """For a checkpoint refused on shapes: '' or which camera its model is for, when the first
+    conv's packed channels ([3, 3, channels, 32]) tell that the model is another camera's."""
+    import network
+    if name != network.INPUT_WEIGHTS or have[:2] + have[3:] != want[:2] + want[3:]:
+        return ''
+    return ': a model for %s raws (%d packed channels), not for %s (%d)' % (
+        for_channels(have[2]), have[2], for_channels(want[2]), want[2])

@@ -16,6 +16,7 @@ import test_Sony
 def define_flags():
     from absl import flags
     test_Sony.define_flags()
+    flags.adopt_module_key_flags(test_Sony)  # --help lists its flags, with Fuji defaults
     camera.use_defaults(flags.FLAGS, camera.FUJI)
 
 

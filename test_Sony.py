@@ -69,6 +69,7 @@ def define_flags():
                       'another checkpoint are always recomputed)')
     inference.define_tile_flags()
     npu_config.define_flags()
+    flags.adopt_module_key_flags(camera)  # --help lists --camera
 
 
 # ---------------------------------------------------------------- which pairs

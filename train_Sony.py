@@ -486,6 +486,7 @@ def define_flags():
                         'weights start a fresh run; ignored when checkpoint_dir has one')
     npu_config.define_flags(distributed=True)
     flags.adopt_module_key_flags(npu_config)  # --help lists --device, --precision, --distributed
+    flags.adopt_module_key_flags(camera)  # and --camera
 
 
 if __name__ == '__main__':

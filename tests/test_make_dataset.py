@@ -44,7 +44,7 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tmp_path):
 def test_raws_decode_like_sony_files_with_structure_and_noise(tiny_dataset):
     long_path = str(tiny_dataset / 'Sony/long/00001_00_10s.dng')
     mosaic = sid_io.read_mosaic(long_path)  # the levels the file itself declares
-    assert mosaic.bayer.shape == (96, 136) and mosaic.phase == (0, 0) and mosaic.flip == 0
+    assert mosaic.counts.shape == (96, 136) and mosaic.phase == (0, 0) and mosaic.flip == 0
     assert mosaic.black.tolist() == [512] * 4 and mosaic.white.tolist() == [16383] * 4
     long_ = sid_io.pack_raw(long_path)
     assert long_.std() > 0.1  # edges, gradients and textures, not a flat field

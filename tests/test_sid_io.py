@@ -385,7 +385,7 @@ def test_read_mosaic_finds_the_phase_and_each_positions_own_black_level(tmp_path
     path = write_raw(tmp_path / 'x.dng', bayer, cfa=cfa, black=cell_black, white=4095)
     mosaic = sid_io.read_mosaic(path)
     assert mosaic.phase == phase and mosaic.flip == 0
-    np.testing.assert_array_equal(mosaic.bayer, bayer)
+    np.testing.assert_array_equal(mosaic.counts, bayer)
     dy, dx = phase
     expected = [cell_black[2 * ((y + dy) % 2) + (x + dx) % 2] for y, x in sid_io.BAYER_OFFSETS]
     assert mosaic.black.tolist() == expected and mosaic.white.tolist() == [4095] * 4
