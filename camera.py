@@ -64,11 +64,12 @@ FLAG_DEFAULTS = {
 
 
 def define_flag(default=SONY.name, names=DATASETS, sets='the packing, levels and network block, '
-                'and the defaults of the list, checkpoint and result flags'):
+                'and the defaults of the list, checkpoint and result flags', flag_values=None):
     """--camera over the profiles `names`, case-insensitive (--camera=fuji)."""
     from absl import flags
     flags.DEFINE_enum('camera', default, list(names), 'camera profile (camera.py, any case); it '
-                      'sets ' + sets, case_sensitive=False)
+                      'sets ' + sets, case_sensitive=False,
+                      flag_values=flags.FLAGS if flag_values is None else flag_values)
 
 
 def use_defaults(flag_values, profile):

@@ -7,7 +7,8 @@ import pytest
 
 import make_dataset
 import sid_io
-from conftest import OFFICIAL_LISTS, ROOT, make_tiny_dataset, official_lines, run_script
+from conftest import (FUJI_HEIGHT, FUJI_WIDTH, OFFICIAL_LISTS, ROOT, make_tiny_dataset,
+                      official_lines, run_script)
 
 
 def all_files(root):
@@ -80,16 +81,17 @@ def test_full_size_is_a_flag_and_bad_sizes_fail_in_one_line(tmp_path):
 # ---------------------------------------------------------------- Fuji X-Trans (--camera=fuji)
 # The smallest raws LibRaw demosaics (postprocess) as X-Trans; neither side a multiple of 6, like
 # the X-T2's 6032 columns, so packing crops.
-FUJI_HEIGHT, FUJI_WIDTH = make_dataset.XTRANS_MIN_SIDE, make_dataset.XTRANS_MIN_SIDE + 8
 GT_FLAGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
 
 
+def test_the_shared_fuji_set_has_the_smallest_demosaicable_size():
+    assert (FUJI_HEIGHT, FUJI_WIDTH) == (make_dataset.XTRANS_MIN_SIDE,
+                                         make_dataset.XTRANS_MIN_SIDE + 8)
+
+
 @pytest.fixture(scope='module')
-def tiny_fuji(tmp_path_factory):
-    root = tmp_path_factory.mktemp('fuji')
-    make_tiny_dataset(root, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH, n_train=2,
-                      n_test=1, n_val=1)
-    return root
+def tiny_fuji(tiny_fuji_dataset):
+    return tiny_fuji_dataset
 
 
 def test_fuji_layout_names_and_lists(tiny_fuji):
