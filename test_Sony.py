@@ -258,7 +258,8 @@ def main(argv):
     prefix = checkpoint_to_test(f.checkpoint_dir, variables)
     stamp = checkpoint_stamp(prefix)
     print('%s checkpoint %s (%d variables); %d pairs (%s), results in %s, %s'
-          % (profile.name, prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
+          % (profile.name, prefix, len(variables), len(pairs),
+             'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
     sid_io.require_writable_dir(final_dir, 'test results')

@@ -67,7 +67,8 @@ parse_args() {
         esac
     done
     if [[ -z $data_path || ! -d $data_path/$CAMERA ]]; then
-        echo "$(basename "$0"): --data_path must be the dataset root holding $CAMERA/ (got '${data_path}')" >&2
+        echo "$(basename "$0"): --data_path must be the dataset root holding $CAMERA/" \
+             "(got '${data_path}')" >&2
         exit 2
     fi
     if [[ -z $list_path ]]; then

@@ -1,6 +1,6 @@
-"""train_Fuji.py: train_Sony.py with the Fuji profile. X-Trans patches at 3x the packed offset as the
-authors' Fuji code cuts them, a two-epoch run with the released Fuji variable shapes, and resume.
-Runs use the shared tiny X-Trans set (512 x 520 raws) and 32 x 32 packed patches."""
+"""train_Fuji.py: train_Sony.py with the Fuji profile. X-Trans patches at 3x the packed offset as
+the authors' Fuji code cuts them, a two-epoch run with the released Fuji variable shapes, and
+resume. Runs use the shared tiny X-Trans set (512 x 520 raws) and 32 x 32 packed patches."""
 import os
 import shutil
 
