@@ -3,13 +3,12 @@
 The paper trains one model per camera (Sony A7S II Bayer, Fuji X-T2 X-Trans). A profile says how
 that camera's raw becomes the network's input: which colour filter it has, how its counts are
 normalised, how a repeat of its filter is packed into channels and how many output pixels one
-packed pixel becomes (depth_to_space). Code takes a profile; it never tests for a camera by name.
+packed pixel becomes (depth_to_space), and where its data set, lists and model live by default.
+Code takes a profile; it never tests for a camera by name.
 
     SONY   the paper's constants (black 512, white 16383): exactly sid_io.pack_raw, as test_Sony.py
+    FUJI   the paper's X-T2 (black 1024, white 16383): 6x6 X-Trans packed into 9 channels, block 3
     BAYER  any Bayer camera: levels from the file, any 2x2 phase (scripts/enhance.py)
-
-The Fuji X-Trans profile (cfa 'xtrans', 6x6 packing into 9 channels, block 3) comes with its
-packing function; PACKINGS is where it plugs in.
 """
 from collections import namedtuple
 
@@ -20,7 +19,7 @@ import sid_io
 FROM_FILE = 'file'  # black / white: read the file's own levels (sid_io.read_mosaic)
 
 Profile = namedtuple('Profile', [
-    'name',        # shown to users, and the --camera value where a script offers one
+    'name',        # shown to users, the --camera value, and the data set's folder (<data_dir>/Sony)
     'cfa',         # 'bayer' or 'xtrans': the colour filter the packing expects
     'black',       # black level in raw counts, or FROM_FILE
     'white',       # white (saturation) level in raw counts, or FROM_FILE
@@ -29,34 +28,111 @@ Profile = namedtuple('Profile', [
     'channels',    # packed input channels
     'extension',   # raw file extension of the camera's data set, None for any
     'lists',       # (train, test, val) list file names of its data set, () for none
+    'misaligned',  # test scene ids the authors ask to leave out of scores (eval.py --exclude)
 ])
 
 SONY = Profile(name='Sony', cfa='bayer', black=sid_io.BLACK_LEVEL, white=sid_io.WHITE_LEVEL,
                packing='bayer', block=2, channels=4, extension='.ARW',
-               lists=('Sony_train_list.txt', 'Sony_test_list.txt', 'Sony_val_list.txt'))
-BAYER = SONY._replace(name='bayer', black=FROM_FILE, white=FROM_FILE, extension=None, lists=())
-PROFILES = dict((p.name, p) for p in (SONY, BAYER))
+               lists=('Sony_train_list.txt', 'Sony_test_list.txt', 'Sony_val_list.txt'),
+               misaligned=('10034', '10045', '10172'))
+FUJI = Profile(name='Fuji', cfa='xtrans', black=sid_io.FUJI_BLACK_LEVEL,
+               white=sid_io.FUJI_WHITE_LEVEL, packing='xtrans', block=sid_io.XTRANS_BLOCK,
+               channels=9, extension='.RAF',
+               lists=('Fuji_train_list.txt', 'Fuji_test_list.txt', 'Fuji_val_list.txt'),
+               misaligned=())
+BAYER = SONY._replace(name='bayer', black=FROM_FILE, white=FROM_FILE, extension=None, lists=(),
+                      misaligned=())
+PROFILES = dict((p.name, p) for p in (SONY, FUJI, BAYER))
+DATASETS = tuple(p.name for p in (SONY, FUJI))  # profiles with a data set: train, test, eval
 
-PACKINGS = {'bayer': sid_io.pack_bayer}
+# Packing name -> sid_io.Packing: how a raw of that colour filter is read, checked, aligned and
+# packed, the multiple its sides are cropped to, the channels, the cache kinds.
+PACKINGS = sid_io.PACKINGS
+
+# Flags whose defaults are a camera's: a script's flag that has one of these defaults follows
+# --camera (train_Sony.py --camera=Fuji reads ./Fuji_train_list.txt unless told otherwise).
+FLAG_DEFAULTS = {
+    'camera': lambda p: p.name,
+    'train_list': lambda p: './%s' % p.lists[0],
+    'test_list': lambda p: './%s' % p.lists[1],
+    'val_list': lambda p: './%s' % p.lists[2],
+    'checkpoint_dir': lambda p: './checkpoint/%s/' % p.name,
+    'result_dir': lambda p: './result_%s/' % p.name,
+    'exclude_scenes': lambda p: list(p.misaligned),
+    'lists': lambda p: ['./%s' % p.lists[0]],  # scripts/build_cache.py
+}
 
 
-def levels(profile, mosaic):
+def define_flag(default=SONY.name, names=DATASETS, sets='the packing, levels and network block, '
+                'and the defaults of the list, checkpoint and result flags', flag_values=None):
+    """--camera over the profiles `names`, case-insensitive (--camera=fuji)."""
+    from absl import flags
+    flags.DEFINE_enum('camera', default, list(names), 'camera profile (camera.py, any case); it '
+                      'sets ' + sets, case_sensitive=False,
+                      flag_values=flags.FLAGS if flag_values is None else flag_values)
+
+
+def use_defaults(flag_values, profile):
+    """Make `profile` the default camera of a script's flags: each flag of FLAG_DEFAULTS (--camera
+    too) whose default is some data set camera's becomes this camera's. After parsing, flags given
+    on the command line keep their values (absl's set_default)."""
+    for name, value in FLAG_DEFAULTS.items():
+        if name in flag_values:
+            camera_defaults = [value(PROFILES[n]) for n in DATASETS]
+            if flag_values[name].default in camera_defaults:
+                flag_values.set_default(name, value(profile))
+
+
+def from_flags():
+    """The profile --camera names, with the camera's defaults for the flags not given."""
+    from absl import flags
+    profile = PROFILES[flags.FLAGS.camera]
+    use_defaults(flags.FLAGS, profile)
+    return profile
+
+
+def levels(profile, mosaic=None):
     """(black, white) per packed channel: the profile's constants, or the file's own levels."""
     black = mosaic.black if profile.black == FROM_FILE else np.float32(profile.black)
     white = mosaic.white if profile.white == FROM_FILE else np.float32(profile.white)
     return black, white
 
 
+def packed_raw(path, profile):
+    """A data set raw -> the network's normalised, not yet amplified input, as the authors pack it
+    (SONY: exactly sid_io.pack_raw; FUJI: cropped to multiples of 6, 9 channels)."""
+    if FROM_FILE in (profile.black, profile.white):
+        raise ValueError('packed_raw needs a profile with constant levels, not %s' % profile.name)
+    return sid_io.normalize(sid_io.read_packed(path, profile.packing), *levels(profile))
+
+
 def packed_input(mosaic, profile):
     """A camera's mosaic (sid_io.read_mosaic) -> the network's normalised, not yet amplified input.
 
-    The mosaic is first brought to the network's phase (sid_io.align_bayer: mirrored out by one
-    pixel where its red pixel is not at (0, 0) or a side is odd), so the output is
-    [block * h, block * w] with the picture at [dy:dy + H, dx:dx + W], (dy, dx) = mosaic.phase.
-    For an RGGB mosaic of even size nothing moves and SONY gives exactly sid_io.pack_raw.
+    The mosaic is first brought to whole repeats of its filter (PACKINGS' align): a Bayer mosaic
+    is mirrored out by one pixel where its red pixel is not at (0, 0) or a side is odd, an X-Trans
+    one extended to multiples of 6. So the output is [block * h, block * w] with the picture at
+    [dy:dy + H, dx:dx + W], (dy, dx) = mosaic.phase. For an RGGB mosaic of even size nothing moves
+    and SONY gives exactly sid_io.pack_raw.
     """
-    if profile.cfa != 'bayer':
-        raise ValueError('packed_input handles Bayer profiles, not %s' % profile.cfa)
+    if mosaic.cfa != profile.cfa:
+        raise ValueError('packed_input: a %s mosaic for the %s profile (%s)'
+                         % (mosaic.cfa, profile.name, profile.cfa))
     black, white = levels(profile, mosaic)
-    aligned = sid_io.align_bayer(mosaic.bayer, mosaic.phase)
-    return sid_io.normalize(PACKINGS[profile.packing](aligned), black, white)
+    packing = PACKINGS[profile.packing]
+    return sid_io.normalize(packing.pack(packing.align(mosaic.counts, mosaic.phase)), black, white)
+
+
+def for_channels(channels):
+    """'Sony/bayer' or 'Fuji': the profiles whose network takes `channels` packed channels."""
+    return '/'.join(p.name for p in (SONY, BAYER, FUJI) if p.channels == channels) or 'no camera'
+
+
+def model_hint(name, have, want):
+    """For a checkpoint refused on shapes: '' or which camera its model is for, when the first
+    conv's packed channels ([3, 3, channels, 32]) tell that the model is another camera's."""
+    import network
+    if name != network.INPUT_WEIGHTS or have[:2] + have[3:] != want[:2] + want[3:]:
+        return ''
+    return ': a model for %s raws (%d packed channels), not for %s (%d)' % (
+        for_channels(have[2]), have[2], for_channels(want[2]), want[2])

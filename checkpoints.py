@@ -22,6 +22,7 @@ import re
 
 import tensorflow.compat.v1 as tf
 
+import camera
 import sid_io
 
 NAME = 'model.ckpt'     # train_Sony.py saves <NAME>-<global step>.{index,data-00000-of-00001}
@@ -142,10 +143,11 @@ def check(prefix, variables):
                               'it a SID Sony checkpoint?' % (prefix, len(missing), len(variables),
                                                              missing[0]))
     for v in variables:
-        want = v.shape.as_list()
-        if list(stored[v.op.name]) != want:
+        want, have = v.shape.as_list(), list(stored[v.op.name])
+        if have != want:
             raise sid_io.SidError('%s: variable %s has shape %s in the checkpoint, the network '
-                                  'needs %s' % (prefix, v.op.name, list(stored[v.op.name]), want))
+                                  'needs %s%s' % (prefix, v.op.name, have, want,
+                                                  camera.model_hint(v.op.name, have, want)))
     verify(prefix, [v.op.name for v in variables])
 
 

@@ -1,5 +1,7 @@
-"""Score test_Sony.py's 8-bit outputs against their ground truths: PSNR and SSIM per image, per
-exposure ratio (x100, x250, x300) and overall, under named, reproducible protocols.
+"""Score test_Sony.py's (or test_Fuji.py's) 8-bit outputs against their ground truths: PSNR and
+SSIM per image, per exposure ratio (x100, x250, x300: both cameras' ratios) and overall, under
+named, reproducible protocols. --camera=Fuji only changes the defaults (./result_Fuji/, no
+misaligned scenes to exclude).
 
 Published SID numbers disagree mostly because the protocol is left unstated. The metrics live in
 metrics.py (one implementation, also used during training):
@@ -32,13 +34,13 @@ from collections import OrderedDict
 
 import numpy as np
 
+import camera
 import cli
 import sid_io
 from metrics import SSIM_PROTOCOLS, psnr, ssim
 
 ALL_PROTOCOLS = 'all'  # --ssim value: every protocol of metrics.SSIM_PROTOCOLS
-MISALIGNED_SCENES = ('10034', '10045', '10172')  # the authors ask to drop them from results
-RATIOS = (100, 250, 300)  # the Sony set's ratios, always listed in the table (even if empty)
+RATIOS = (100, 250, 300)  # the Sony and Fuji sets' ratios, always listed (even if empty)
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
 INFERENCE_KEY = 'sid_inference'  # and its inference settings ('tiling=inexact' means seams)
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
@@ -54,6 +56,8 @@ PROTOCOL_SSIM_LOG_RE = re.compile(r'^average ssim (\w+): %s$' % _FLOAT)
 
 def define_flags():
     from absl import flags
+    camera.define_flag(sets='the defaults of --result_dir and --exclude_scenes')
+    flags.adopt_module_key_flags(camera)  # --help lists --camera
     flags.DEFINE_string('result_dir', './result_Sony/',
                         'test_Sony.py --result_dir, or its final/ folder with the PNGs')
     flags.DEFINE_enum('ssim', 'skimage', list(SSIM_PROTOCOLS) + [ALL_PROTOCOLS],
@@ -61,9 +65,9 @@ def define_flags():
                                                     for k, v in SSIM_PROTOCOLS.items())
                       + '; all = every one of them in one pass')
     flags.DEFINE_bool('exclude', False, 'leave out the misaligned scenes (--exclude_scenes)')
-    flags.DEFINE_list('exclude_scenes', list(MISALIGNED_SCENES),
+    flags.DEFINE_list('exclude_scenes', list(camera.SONY.misaligned),
                       'scene ids left out with --exclude (default: the authors\' misaligned '
-                      'scenes)')
+                      'scenes of the camera\'s test set)')
     flags.DEFINE_bool('first_burst', False, 'score only the _00 pairs (the official test set) '
                       'when the folder also holds test_Sony.py --all_pairs results')
     flags.DEFINE_integer('jobs', 0, 'worker processes; 0 = one per CPU core, 1 = no pool')
@@ -245,6 +249,7 @@ def main(argv):
     from absl import flags
     from tqdm import tqdm
     f = flags.FLAGS
+    camera.from_flags()
     final_dir = find_final_dir(f.result_dir)
     excluded = tuple(s.strip() for s in f.exclude_scenes) if f.exclude else ()
     items = list_results(final_dir, excluded, f.first_burst)

@@ -16,11 +16,14 @@ from collections import namedtuple
 
 import numpy as np
 
+import camera
 import sid_io
 
 # The U-Net's four 2x2 max-pools (network.ENCODER_CHANNELS has five levels; tests/test_inference.py
 # keeps the two in step): tiles must start on a multiple of 16 packed pixels so every pooling
-# window in a tile is also a pooling window of the whole image.
+# window in a tile is also a pooling window of the whole image. Tiles, overlaps and the receptive
+# field below are in packed pixels, for every camera; the output is the camera's block (Sony 2,
+# Fuji 3) times that.
 POOLINGS = 4
 ALIGN = 2 ** POOLINGS
 # On a 16-aligned grid an output pixel depends on input up to 94 packed pixels beyond its tile's
@@ -45,8 +48,9 @@ Model = namedtuple('Model', 'session input output source')
 
 def define_tile_flags(default_tile=0):
     from absl import flags
-    flags.DEFINE_integer('tile', default_tile, 'tile size in packed pixels (x2 in output pixels), '
-                         'a multiple of %d; 0 runs the whole image at once' % ALIGN)
+    flags.DEFINE_integer('tile', default_tile, 'tile size in packed pixels (x2 in output pixels '
+                         'for Sony, x3 for Fuji), a multiple of %d; 0 runs the whole image at '
+                         'once' % ALIGN)
     flags.DEFINE_integer('tile_overlap', DEFAULT_TILE_OVERLAP, 'context added around each tile, '
                          'in packed pixels (a multiple of %d)' % ALIGN)
     flags.register_validator('tile', lambda v: v >= 0 and v % ALIGN == 0,
@@ -87,27 +91,34 @@ def to_uint(x, dtype=np.uint8):
     return y.astype(dtype)
 
 
-def build_network(channels=4, height=None, width=None):
-    """Input placeholder [1, height, width, channels] (None: any size) and the [0, 1] output."""
+def build_network(profile=camera.SONY, height=None, width=None):
+    """Input placeholder [1, height, width, profile.channels] (None: any size) and the [0, 1]
+    output [1, block height, block width, 3]."""
     import tensorflow.compat.v1 as tf
     import network
-    packed = tf.placeholder(tf.float32, [1, height, width, channels], name=INPUT_NAME)
-    output = tf.identity(tf.clip_by_value(network.unet(packed), 0.0, 1.0), name=OUTPUT_NAME)
+    packed = tf.placeholder(tf.float32, [1, height, width, profile.channels], name=INPUT_NAME)
+    output = tf.identity(tf.clip_by_value(network.unet(packed, profile.block), 0.0, 1.0),
+                         name=OUTPUT_NAME)
     return packed, output
 
 
 def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OVERLAP,
-                dtypes=(np.uint8,), on_tile=None, block=2):
+                dtypes=(np.uint8,), on_tile=None, block=camera.SONY.block):
     """[H, W, C] amplified packed raw -> one [block H, block W, 3] image per dtype, whole or tiled.
 
-    Each tile's output is converted in row blocks straight into the results, so nothing of full
-    size is ever float. on_tile() is called after each tile (progress bars).
+    block is the camera's (profile.block): a model whose output is another multiple of its input
+    is refused. Each tile's output is converted in row blocks straight into the results, so
+    nothing of full size is ever float. on_tile() is called after each tile (progress bars).
     """
     height, width = packed.shape[:2]
     results = tuple(np.empty((block * height, block * width, 3), d) for d in dtypes)
     for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
         for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
             out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
+            if out.shape[:2] != (block * (cy1 - cy0), block * (cx1 - cx0)):
+                raise sid_io.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
+                                      'times that' % (cy1 - cy0, cx1 - cx0, out.shape[0],
+                                                      out.shape[1], block))
             core = out[block * (y0 - cy0):block * (y1 - cy0),
                        block * (x0 - cx0):block * (x1 - cx0)]
             for top in range(0, core.shape[0], BLOCK_ROWS):
@@ -128,8 +139,10 @@ def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP):
 
 # ---------------------------------------------------------------- models
 
-def session_from_checkpoint(checkpoint_dir, config=None, channels=4, height=None, width=None):
-    """The U-Net restored from a checkpoint folder or prefix, in a graph of its own.
+def session_from_checkpoint(checkpoint_dir, config=None, profile=camera.SONY, height=None,
+                            width=None):
+    """The U-Net of a camera profile restored from a checkpoint folder or prefix, in a graph of
+    its own.
 
     A checkpoint missing U-Net variables or with other shapes is refused in one line.
     """
@@ -138,7 +151,7 @@ def session_from_checkpoint(checkpoint_dir, config=None, channels=4, height=None
     import checkpoints
     graph = tf.Graph()
     with graph.as_default():
-        packed, output = build_network(channels, height, width)
+        packed, output = build_network(profile, height, width)
         variables = network.model_variables()
         prefix = checkpoints.find(checkpoint_dir)
         if prefix is None:

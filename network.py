@@ -21,6 +21,7 @@ BLOCK = 2  # Sony's depth_to_space factor (packed 2x2 Bayer cell -> 2x2 RGB); Fu
 LEAK = 0.2
 UPCONV_STDDEV = 0.02
 UPCONV_NAMES = ('Variable', 'Variable_1', 'Variable_2', 'Variable_3')
+INPUT_WEIGHTS = 'g_conv1_1/weights'  # [3, 3, packed channels, 32]: which camera a model is for
 # Exactly the layers' names: optimizer slots such as g_conv1_1/weights/Adam must not match.
 MODEL_VARIABLE_RE = re.compile(r'^(g_conv\d+(_\d+)?/(weights|biases)|Variable(_[123])?)$')
 

@@ -36,8 +36,9 @@ PHOTOMETRIC_LINEAR_RAW = 34892  # a DNG main image already demosaiced
 
 Pair = namedtuple('Pair', 'short long iso fnumber line')
 # A camera's raw as recorded (read_mosaic): uint16 mosaic, (row, col) of its first red pixel,
-# float32 black and white level per packed channel (R, G, B, G), LibRaw's orientation code.
-Mosaic = namedtuple('Mosaic', 'bayer phase black white flip')
+# float32 black and white level per packed channel (R, G, B, G; one level for X-Trans), LibRaw's
+# orientation code, and the colour filter: 'bayer' or 'xtrans' (a key of PACKINGS).
+Mosaic = namedtuple('Mosaic', 'counts phase black white flip cfa')
 
 # `10019_00_0.033s.ARW`: 5-digit scene id, burst index, exposure in seconds.
 NAME_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+(?:\.\d+)?)s\.[A-Za-z0-9]+$')
@@ -346,6 +347,12 @@ def open_raw(path):
         raw.close()
 
 
+def is_xtrans(raw):
+    """rawpy reports an X-Trans raw with a 6x6 raw_pattern (Bayer: 2x2); its raw_type, num_colors
+    and color_desc are those of a Bayer raw."""
+    return raw.raw_pattern is not None and raw.raw_pattern.shape == XTRANS_PATTERN_SHAPE
+
+
 def cfa_phase(path, raw):
     """(row, column) of the red pixel in the visible mosaic's first 2x2 cell.
 
@@ -358,9 +365,9 @@ def cfa_phase(path, raw):
         raise SidError('%s: already demosaiced raw (e.g. sRAW/mRAW): no CFA' % path)
     if raw.num_colors == 1:
         raise SidError('%s: monochrome sensor: no colour filter array' % path)
-    pattern = raw.raw_pattern
-    if pattern is not None and pattern.shape == XTRANS_PATTERN_SHAPE:
+    if is_xtrans(raw):
         raise SidError('%s: X-Trans sensor: needs a Fuji model' % path)
+    pattern = raw.raw_pattern
     colors = raw.color_desc.decode('ascii', 'replace')
     cell = ''
     if pattern is not None and pattern.shape == (2, 2):
@@ -394,28 +401,34 @@ def read_bayer(path):
 
 
 def read_mosaic(path):
-    """Any camera's Bayer raw, as recorded: the mosaic, its CFA phase, its levels, its orientation.
+    """Any camera's raw, as recorded: the mosaic, its CFA phase, its levels, its orientation.
 
-    Levels are per packed channel (R, G, B, G after align_bayer), from the file: LibRaw reports
-    black levels by colour index (R, G, B, G2), not by position, so each position looks its colour
-    up. The white level is LibRaw's per-channel one where the file has it, else the global one.
+    Bayer levels are per packed channel (R, G, B, G after align_bayer), from the file: LibRaw
+    reports black levels by colour index (R, G, B, G2), not by position, so each position looks its
+    colour up. The white level is LibRaw's per-channel one where the file has it, else the global
+    one. An X-Trans raw (a 6x6 raw_pattern) must be in the X-T2 phase the 9-channel packing
+    assumes (check_xtrans); its levels are the file's overall ones.
     """
     with open_raw(path) as raw:
+        counts = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+        flip = raw.sizes.flip
+        if is_xtrans(raw):
+            check_xtrans(path, raw)
+            return Mosaic(counts, (0, 0), np.float32(np.mean(raw.black_level_per_channel)),
+                          np.float32(raw.white_level), flip, 'xtrans')
         phase = cfa_phase(path, raw)
-        bayer = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
         pattern = raw.raw_pattern
         blacks = raw.black_level_per_channel
         whites = getattr(raw, 'camera_white_level_per_channel', None)
         if not whites or min(whites) <= max(blacks):
             whites = [raw.white_level] * len(blacks)
         colors = [pattern[(y + phase[0]) % 2, (x + phase[1]) % 2] for y, x in BAYER_OFFSETS]
-        flip = raw.sizes.flip
     black = np.array([blacks[c] for c in colors], np.float32)
     white = np.array([whites[c] for c in colors], np.float32)
     if (white <= black).any():
         raise SidError('%s: white level %s is not above black level %s'
                        % (path, white.tolist(), black.tolist()))
-    return Mosaic(bayer, phase, black, white, flip)
+    return Mosaic(counts, phase, black, white, flip, 'bayer')
 
 
 def align_bayer(bayer, phase):
@@ -515,6 +528,74 @@ def pack_xtrans(raw):
     return out
 
 
+def read_xtrans(path):
+    """The visible X-T2 mosaic as uint16 (CFA phase checked), at least one 6x6 repeat."""
+    with open_raw(path) as raw:
+        check_xtrans(path, raw)
+        mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+    if min(mosaic.shape) < XTRANS_PERIOD:
+        raise SidError('%s: raw size %s is smaller than one 6x6 X-Trans repeat'
+                       % (path, 'x'.join(map(str, mosaic.shape))))
+    return mosaic
+
+
+def align_xtrans(mosaic, phase):
+    """The mosaic extended at the bottom and right to multiples of 6, so that packing crops none
+    of its pixels: [ceil6(H), ceil6(W)], original pixel (0, 0) at (0, 0).
+
+    Each added row (column) repeats the one 6 before it, the same colours in the X-Trans repeat
+    (reflection would not keep them). The enhance command uses this; the paper's train and test
+    path crops instead (pack_xtrans).
+    """
+    if tuple(phase) != (0, 0):
+        raise ValueError('X-Trans mosaics are read in the X-T2 phase only, got phase %s'
+                         % (phase,))
+    rows, cols = (np.arange(-(-n // XTRANS_PERIOD) * XTRANS_PERIOD) for n in mosaic.shape)
+    rows[mosaic.shape[0]:] -= XTRANS_PERIOD
+    cols[mosaic.shape[1]:] -= XTRANS_PERIOD
+    if len(rows) == mosaic.shape[0] and len(cols) == mosaic.shape[1]:
+        return mosaic
+    return mosaic[np.ix_(rows, cols)]
+
+
+# ---------------------------------------------------------------- the two packings
+# What camera.py's profiles name as their `packing`: how a raw of that colour filter is read for
+# the paper's path (read: CFA and size checked, uint16), checked when developed (check), brought
+# to whole repeats for the enhance command (align), packed (pack), the multiple its height and
+# width are cropped down to by the packing (the ground truth is cropped the same way), the packed
+# channels, and the decoded-raw cache's kinds for its packed input and its developed target.
+Packing = namedtuple('Packing', 'read check align pack multiple channels cache_kinds')
+
+
+def _read_rggb(path):
+    return read_bayer(path)[0]
+
+
+PACKINGS = {
+    'bayer': Packing(_read_rggb, _check_bayer, align_bayer, pack_bayer, 2,
+                     len(BAYER_OFFSETS), ('input', 'gt')),
+    'xtrans': Packing(read_xtrans, check_xtrans, align_xtrans, pack_xtrans, XTRANS_PERIOD,
+                      len(XTRANS_TILE_SITES) + len(XTRANS_CELL_SITES),
+                      ('xtrans_input', 'xtrans_gt')),
+}
+
+
+def read_packed(path, packing='bayer'):
+    """A raw's packed counts (uint16, not normalised): what the cache's input kinds hold."""
+    spec = PACKINGS[packing]
+    return spec.pack(spec.read(path))
+
+
+def develop(path, packing='bayer'):
+    """The paper's ground truth as uint16 RGB: postprocess, cropped to the packed size x block
+    (the packing's multiple; a no-op for even-sized Bayer raws, as the authors' Fuji code crops
+    its ground truth to the network's output)."""
+    rgb = postprocess(path, packing)
+    multiple = PACKINGS[packing].multiple
+    height, width = (n // multiple * multiple for n in rgb.shape[:2])
+    return rgb if (height, width) == rgb.shape[:2] else rgb[:height, :width]
+
+
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):
     """Raw counts -> [0, 1] float32 after black subtraction (the paper's scaling).
 
@@ -542,11 +623,12 @@ def pack_raw(path):
     return normalize(pack_bayer(bayer), black, white)
 
 
-def postprocess(path, **overrides):
-    """rawpy postprocess with the paper's ground-truth flags -> uint16 [H, W, 3]."""
+def postprocess(path, packing='bayer', **overrides):
+    """rawpy postprocess with the paper's ground-truth flags -> uint16 [H, W, 3], of a raw with
+    the colour filter of `packing` (a PACKINGS key)."""
     args = dict(GT_POSTPROCESS, **overrides)
     with open_raw(path) as raw:
-        _check_bayer(path, raw)
+        PACKINGS[packing].check(path, raw)
         rgb = raw.postprocess(**args)
     return rgb
 
@@ -640,8 +722,13 @@ def fail_cleanly(main):
 #   why, never used.
 
 CACHE_VERSION = 2  # bump when the decoded content or the entry format changes
-CACHE_KINDS = ('input', 'gt')  # input: pack_bayer of read_bayer; gt: postprocess (both uint16)
-CACHE_CHANNELS = {'input': len(BAYER_OFFSETS), 'gt': 3}
+# Kind -> (packing, 0 packed counts (read_packed) | 1 developed RGB (develop)), both uint16. The
+# kind is part of an entry's name, so a raw's Bayer and X-Trans decodings can never be mixed up;
+# the Bayer kinds kept their names ('input', 'gt') from before X-Trans.
+CACHE_KINDS = dict((kind, (name, i)) for name, p in sorted(PACKINGS.items())
+                   for i, kind in enumerate(p.cache_kinds))
+CACHE_CHANNELS = dict((kind, (PACKINGS[name].channels, 3)[i])
+                      for kind, (name, i) in CACHE_KINDS.items())
 CACHE_DTYPE = np.dtype(np.uint16)
 CACHE_TRAILER = struct.Struct('<8sI')  # magic, CRC-32 of everything before the trailer
 CACHE_MAGIC = b'SIDCRC32'
@@ -654,7 +741,7 @@ _verified = set()  # cache entries whose checksum this process has verified (or 
 def _cache_stem(raw_path, kind, cache_dir, data_dir):
     """The cache path of `raw_path` without its stamp: the raw's path below data_dir, mirrored."""
     if kind not in CACHE_KINDS:
-        raise ValueError('cache kind must be one of %s, got %r' % (CACHE_KINDS, kind))
+        raise ValueError('cache kind must be one of %s, got %r' % (', '.join(CACHE_KINDS), kind))
     raw_path, data_dir = os.path.abspath(raw_path), os.path.abspath(data_dir)
     rel = os.path.relpath(raw_path, data_dir)
     if rel.startswith(os.pardir):  # a raw outside data_dir: mirror its absolute path
@@ -684,10 +771,11 @@ def _entry_kind(path):
 
 
 def decode_for_cache(raw_path, kind):
-    """The array a cache entry holds: uint16 [H/2, W/2, 4] packed counts or uint16 [H, W, 3] RGB."""
-    if kind == 'input':
-        return np.ascontiguousarray(pack_bayer(read_bayer(raw_path)[0]))
-    return np.ascontiguousarray(postprocess(raw_path), dtype=np.uint16)
+    """The array a cache entry holds: uint16 packed counts [H/b, W/b, channels] or RGB [H, W, 3]."""
+    packing, developed = CACHE_KINDS[kind]
+    if not developed:
+        return np.ascontiguousarray(read_packed(raw_path, packing))
+    return np.ascontiguousarray(develop(raw_path, packing), dtype=np.uint16)
 
 
 def write_cache_entry(path, array):

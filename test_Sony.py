@@ -1,4 +1,5 @@
-"""Run the trained SID U-Net on the Sony test pairs at full resolution (Chen et al., CVPR 2018).
+"""Run the trained SID U-Net on the Sony test pairs at full resolution (Chen et al., CVPR 2018),
+or with --camera=Fuji (test_Fuji.py) on the Fuji X-Trans ones.
 
 Each test pair's short exposure is packed, amplified by the exposure ratio and run through the
 network. Three 8-bit PNGs per pair go to <result_dir>/final/, named as the official script names
@@ -23,6 +24,10 @@ untiled time at 1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB (scripts/b
 About 420 MB of that is TensorFlow itself (its libraries and heap after import), whatever the tile
 size.
 
+The camera is a profile (camera.py). For Fuji the X-Trans raw is cropped to multiples of 6 and
+packed into 9 channels at a third of the resolution, the output is 3x the packed size, and the
+ground truth and baseline are cropped to it (as the authors' Fuji code).
+
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
 """
@@ -32,6 +37,7 @@ import time
 
 import numpy as np
 
+import camera
 import cli
 import inference
 import npu_config
@@ -50,6 +56,7 @@ INFERENCE_KEY = 'sid_inference'
 
 def define_flags():
     from absl import flags
+    camera.define_flag()
     flags.DEFINE_string('data_dir', './dataset', 'dataset root: list paths are relative to it')
     flags.DEFINE_string('test_list', './Sony_test_list.txt', 'test pairs, "short long ISO F" per line')
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
@@ -60,6 +67,7 @@ def define_flags():
                       'another checkpoint are always recomputed)')
     inference.define_tile_flags()
     npu_config.define_flags()
+    flags.adopt_module_key_flags(camera)  # --help lists --camera
 
 
 # ---------------------------------------------------------------- which pairs
@@ -158,12 +166,12 @@ def same_checkpoint(a, b):
     return a is not None and b is not None and a.split()[:1] == b.split()[:1]
 
 
-def made_here(finished, stamp, rt, tile, overlap):
+def made_here(finished, stamp, rt, tile, overlap, block=camera.SONY.block):
     """Whether a finished _out.png has this run's checkpoint and inference stamps."""
     info, (width, height) = finished
     return (same_checkpoint(info.get(STAMP_KEY), stamp) and
             info.get(INFERENCE_KEY) == inference_stamp(rt, tile, overlap,
-                                                        (height // 2, width // 2)))
+                                                        (height // block, width // block)))
 
 
 # ---------------------------------------------------------------- inference
@@ -189,14 +197,15 @@ def mean_level(rgb16):
     return float(rgb16.mean(dtype=np.float64)) / sid_io.GT_SCALE
 
 
-def save_ground_truth_and_scale(pair, paths):
-    """The _gt.png (as sid_io.read_ground_truth: postprocess / 65535) and the _scale.png baseline."""
-    gt16 = sid_io.postprocess(pair.long)
+def save_ground_truth_and_scale(pair, paths, profile=camera.SONY):
+    """The _gt.png (as sid_io.read_ground_truth: postprocess / 65535, cropped as the packing
+    crops) and the _scale.png baseline."""
+    gt16 = sid_io.develop(pair.long, profile.packing)
     gt_mean, gt_shape = mean_level(gt16), gt16.shape
     save_png(postprocessed_to_uint8(gt16), paths['gt'])
     del gt16
     # The paper's "scaling" baseline: the short exposure's own image times mean(gt) / its mean.
-    short16 = sid_io.postprocess(pair.short)
+    short16 = sid_io.develop(pair.short, profile.packing)
     if short16.shape != gt_shape:
         raise sid_io.SidError('%s: postprocessed size %dx%d differs from its ground truth %s (%dx%d)'
                               % (pair.short, short16.shape[1], short16.shape[0], pair.long,
@@ -225,6 +234,7 @@ def main(argv):
     import network
     del argv
     f = flags.FLAGS
+    profile = camera.from_flags()
     tf.disable_v2_behavior()
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
@@ -241,12 +251,13 @@ def main(argv):
         print('removed %d temporary files of an interrupted run from %s' % (len(removed),
                                                                              final_dir))
 
-    packed_ph, output = inference.build_network()
+    packed_ph, output = inference.build_network(profile)
     variables = network.model_variables()
     prefix = checkpoint_to_test(f.checkpoint_dir, variables)
     stamp = checkpoint_stamp(prefix)
-    print('checkpoint %s (%d variables); %d pairs (%s), results in %s, %s'
-          % (prefix, len(variables), len(pairs), 'all' if f.all_pairs else 'burst _00', final_dir,
+    print('%s checkpoint %s (%d variables); %d pairs (%s), results in %s, %s'
+          % (profile.name, prefix, len(variables), len(pairs),
+             'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
     sid_io.require_writable_dir(final_dir, 'test results')
@@ -260,7 +271,8 @@ def main(argv):
         if not f.overwrite:
             broken += sum(1 for k in KINDS if finished[k] is None and os.path.exists(paths[k]))
         have = dict((k, v is not None) for k, v in finished.items())
-        if have['out'] and not made_here(finished['out'], stamp, rt, f.tile, f.tile_overlap):
+        if have['out'] and not made_here(finished['out'], stamp, rt, f.tile, f.tile_overlap,
+                                         profile.block):
             have['out'] = False
             stale += 1
         if not all(have.values()):
@@ -275,17 +287,18 @@ def main(argv):
     # memory pool (which the CPU allocator keeps), so decoding does not stack on top of it.
     for pair, ratio, paths, have in tqdm([t for t in todo if not (t[3]['gt'] and t[3]['scale'])],
                                          desc='gt + scale', unit='pair'):
-        save_ground_truth_and_scale(pair, paths)
+        save_ground_truth_and_scale(pair, paths, profile)
     # Pass 2, the network.
     network_seconds, network_cpu = [], []  # wall and CPU (all threads) time per pair
     with tf.Session(config=npu_config.session_config(rt)) as sess:
         checkpoints.restore(tf.train.Saver(var_list=variables), sess, prefix, 'the U-Net weights')
         for pair, ratio, paths, have in tqdm([t for t in todo if not t[3]['out']],
                                              desc='network', unit='pair'):
-            packed = sid_io.pack_raw(pair.short)
+            packed = camera.packed_raw(pair.short, profile)
             sid_io.amplify(packed, ratio, out=packed)
             start, start_cpu = time.time(), time.process_time()
-            out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap)
+            out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap,
+                                         block=profile.block)
             network_seconds.append(time.time() - start)
             network_cpu.append(time.process_time() - start_cpu)
             texts = {STAMP_KEY: stamp,

@@ -1,4 +1,5 @@
-"""Train the SID U-Net on the Sony set (Chen et al., "Learning to See in the Dark", CVPR 2018).
+"""Train the SID U-Net on the Sony set (Chen et al., "Learning to See in the Dark", CVPR 2018),
+or with --camera=Fuji (train_Fuji.py) on the Fuji X-Trans set.
 
 The paper's recipe (Section 3.2 and the authors' train_Sony.py): every step takes one training
 scene, one of its short exposures at random, the ratio-amplified packed raw clipped at 1, a random
@@ -12,6 +13,9 @@ What differs from the official script is how, not what:
   and flips crops in parallel threads ahead of the step;
 - epoch and global step live in the checkpoint, so a restart resumes at the next epoch with the
   right learning rate; SIGINT/SIGTERM save first; a non-finite float32 loss stops the run.
+The camera is a profile (camera.py): its packing, levels and depth_to_space block (Sony 2x2 Bayer
+-> 4 channels, block 2; Fuji 6x6 X-Trans -> 9 channels, block 3, ground-truth crops at 3x the
+packed offset) and the defaults of the list, checkpoint and result flags.
 
     python3 scripts/make_dataset.py                      # or the real Sony set in ./dataset
     python3 train_Sony.py --epochs=1001                  # the seed's recipe
@@ -29,19 +33,19 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 from absl import flags
 
+import camera
 import cli
 import npu_config
 import sid_io
 
 # ---------------------------------------------------------------- the paper's recipe
-PATCH = 512              # packed-input crop; the ground truth crop is twice that
+PATCH = 512              # packed-input crop; the ground truth crop is the camera's block x that
 EPOCHS = 4000            # the paper; the seed's recipe stops at --epochs=1001
 LEARNING_RATE = 1e-4
 LR_DROP_EPOCH = 2000     # epochs after this one use LEARNING_RATE * LR_DROP_FACTOR
 LR_DROP_FACTOR = 0.1
 BATCH = 1
 SAVE_FREQ = 500          # sample JPGs every this many epochs
-UPSCALE = 2              # packed pixel -> 2x2 output pixels
 
 # ---------------------------------------------------------------- files and logs
 EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
@@ -146,8 +150,9 @@ def augment(px, crop):
     return px
 
 
-def cut_patch(packed, rgb, ratio, crop, ps):
-    """One training pair: (float32 input [ps,ps,4], target [2ps,2ps,3]) at `crop`.
+def cut_patch(packed, rgb, ratio, crop, ps, profile=camera.SONY):
+    """One training pair: (float32 input [ps,ps,channels], target [b ps,b ps,3]) at `crop`, b the
+    camera's block (the ground truth's crop starts at b times the packed offset).
 
     The crop is cut and flipped in one copy of uint16 pixels straight from the memory map, then
     only the crop is amplified, clipped and converted to float.
@@ -157,30 +162,33 @@ def cut_patch(packed, rgb, ratio, crop, ps):
         flipped = np.ascontiguousarray(augment(pixels(image)[y:y + size, x:x + size], crop))
         return flipped.view(image.dtype).reshape(flipped.shape + image.shape[2:])
 
-    inp = sid_io.normalize(cut(packed, 1))
-    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(cut(rgb, UPSCALE))
+    inp = sid_io.normalize(cut(packed, 1), *camera.levels(profile))
+    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(cut(rgb, profile.block))
 
 
 class CachedPairs(object):
     """The training pairs as cache entries; crops are read from fresh memory maps, so nothing of
     the dataset stays resident in this process (the page cache keeps hot files fast anyway)."""
 
-    def __init__(self, pairs, entries):
-        self.pairs = pairs
-        self.inputs = [entries.get((p.short, 'input')) for p in pairs]  # None: another rank's
-        self.targets = [entries.get((p.long, 'gt')) for p in pairs]  # novm
+    def __init__(self, pairs, entries, profile=camera.SONY):
+        self.pairs, self.profile = pairs, profile
+        input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
+        self.inputs = [entries.get((p.short, input_kind)) for p in pairs]  # None: another rank's
+        self.targets = [entries.get((p.long, gt_kind)) for p in pairs]  # novm
         self.ratios = [sid_io.exposure_ratio(p.short, p.long) for p in pairs]  # novm
         self.scene_ids = [sid_io.parse_name(p.short)[0] for p in pairs]
 
     def check_shapes(self, indices, ps):
-        """{pair: (h, w)}: packed [h, w, 4] inputs with [2h, 2w, 3] targets, >= ps on a side."""
+        """{pair: (h, w)}: packed [h, w, channels] inputs with [b h, b w, 3] targets (b the
+        camera's block), >= ps on a side."""
+        channels, block = self.profile.channels, self.profile.block
         shapes = {}
         for i in indices:
             packed, rgb = sid_io.open_cached(self.inputs[i]), sid_io.open_cached(self.targets[i])
             h, w, c = packed.shape
             where = '%s (list line %d)' % (self.pairs[i].short, self.pairs[i].line)
             target = self.pairs[i].long  # novm (the list's long-exposure field, not Python 2)
-            if c != 4 or rgb.shape != (UPSCALE * h, UPSCALE * w, 3):
+            if c != channels or rgb.shape != (block * h, block * w, 3):
                 raise sid_io.SidError('%s: packed input %s does not match ground truth %s of %s'
                                       % (where, packed.shape, rgb.shape, target))
             if min(h, w) < ps:
@@ -192,13 +200,14 @@ class CachedPairs(object):
     def patch(self, crop, ps):
         packed = sid_io.open_cached(self.inputs[crop.pair])
         rgb = sid_io.open_cached(self.targets[crop.pair])
-        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps)
+        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps, self.profile)
 
 
 def input_pipeline(data, crops, ps, batch_size):
     """tf.data: crop plans (from the callable `crops`) -> parallel numpy crops -> batches.
 
-    Yields (input [N,ps,ps,4], target [N,2ps,2ps,3], scene id [N], ratio [N], ready time [N]);
+    Yields (input [N,ps,ps,channels], target [N,b ps,b ps,3], scene id [N], ratio [N], ready time
+    [N]), b the camera's block;
     the ready time (when the crop was finished) tells how long a step waited for its data.
     """
     import tensorflow.compat.v1 as tf
@@ -217,8 +226,8 @@ def input_pipeline(data, crops, ps, batch_size):
     def load_op(*plan):
         raw, gt, scene, ratio, ready = tf.numpy_function(
             load, list(plan), [tf.float32, tf.float32, tf.int32, tf.float32, tf.float64])
-        raw.set_shape([ps, ps, 4])
-        gt.set_shape([UPSCALE * ps, UPSCALE * ps, 3])
+        raw.set_shape([ps, ps, data.profile.channels])
+        gt.set_shape([data.profile.block * ps, data.profile.block * ps, 3])
         for t in (scene, ratio, ready):
             t.set_shape([])
         return raw, gt, scene, ratio, ready
@@ -303,6 +312,7 @@ def main(argv):
     start = time.time()
     tf.disable_v2_behavior()
     f = flags.FLAGS
+    profile = camera.from_flags()
     rt = npu_config.runtime_from_flags()
     dist = npu_config.Distribution(f.distributed)
     say = print if dist.is_chief else (lambda *a, **k: None)
@@ -327,15 +337,16 @@ def main(argv):
     my_pairs = [i for members in mine.values() for i in members]
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     long_raws = [pairs[i].long for i in my_pairs]  # novm
-    raws = [(pairs[i].short, 'input') for i in my_pairs] + [(raw, 'gt') for raw in long_raws]
+    input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
+    raws = [(pairs[i].short, input_kind) for i in my_pairs] + [(raw, gt_kind) for raw in long_raws]
     workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
-    data = CachedPairs(pairs, entries)
+    data = CachedPairs(pairs, entries, profile)
     shapes = data.check_shapes(my_pairs, f.ps)
     steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
-    say('%d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
-        % (len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
+    say('%s: %d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
+        % (profile.name, len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
 
     if dist.is_chief:  # the data is sound: now the outputs, before hours of training
         sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
@@ -356,7 +367,7 @@ def main(argv):
     tf.set_random_seed(f.seed)
     inputs, targets, scene_ids, ratios, ready = input_pipeline(data, all_crops, f.ps,
                                                                f.batch_size)
-    outputs = network.unet(inputs)
+    outputs = network.unet(inputs, profile.block)
     # Before the optimizer exists: model_variables() matches names, and Adam's slots of the U-Net
     # weights (g_conv1_1/weights/Adam) would match too.
     weights_saver = tf.train.Saver(network.model_variables())
@@ -459,8 +470,9 @@ def main(argv):
 
 
 def define_flags():
-    flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/; list paths are '
-                        'relative to it')
+    camera.define_flag()
+    flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/ (Fuji/); list paths '
+                        'are relative to it')
     flags.DEFINE_string('train_list', './Sony_train_list.txt', 'training pairs, official format')
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/', 'checkpoints (model.ckpt-*), '
                         'saved every epoch; training resumes from the latest one here')
@@ -472,8 +484,8 @@ def define_flags():
                          'all cores (divided among ranks)', lower_bound=0)
     flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: '
                          '1001)', lower_bound=1)
-    flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x)',
-                         lower_bound=1)
+    flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x Sony, '
+                         '3x Fuji)', lower_bound=1)
     flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)', lower_bound=1)
     flags.DEFINE_integer('save_freq', SAVE_FREQ, 'write sample JPGs every this many epochs',
                          lower_bound=1)
@@ -490,6 +502,7 @@ def define_flags():
                       'progress bar per epoch; auto: the bar when stderr is a terminal')
     npu_config.define_flags(distributed=True)
     flags.adopt_module_key_flags(npu_config)  # --help lists --device, --precision, --distributed
+    flags.adopt_module_key_flags(camera)  # and --camera
 
 
 if __name__ == '__main__':

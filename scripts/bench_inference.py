@@ -1,4 +1,5 @@
-"""Benchmark full-resolution testing and evaluation on a generated full-size Sony pair (2848 x 4256).
+"""Benchmark full-resolution testing and evaluation on a generated full-size Sony pair (2848 x 4256)
+or, with --camera=Fuji, X-Trans pair (4032 x 6032; test_Sony.py --camera=Fuji is test_Fuji.py).
 
 Measures what issue 5 promises, each in a fresh process so peak memory is the script's own:
   1. test_Sony.py untiled vs --tile: peak RSS, network seconds per pair, and the largest 8-bit
@@ -23,10 +24,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import camera  # noqa: E402
 import cli
 import sid_io  # noqa: E402
 
-FULL_HEIGHT, FULL_WIDTH = 2848, 4256
+FULL_SIZES = {camera.SONY.name: (2848, 4256), camera.FUJI.name: (4032, 6032)}  # the real raws
 OUTPUT_BIAS = 0.5  # centre the random network's output in [0, 1] so clipping hides little
 LEAK_GAIN = 2.0 / (1.0 + 0.2 ** 2)  # He et al.'s gain for a leaky ReLU with slope 0.2
 SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair \(median; ([\d.]+) CPU s\); '
@@ -34,7 +36,7 @@ SUMMARY_RE = re.compile(r'network ([\d.]+) s per pair \(median; ([\d.]+) CPU s\)
 EVAL_RE = re.compile(r'evaluated (\d+) images in ([\d.]+) s')
 
 
-def make_checkpoint(prefix, seed=0, realistic_scale=True):
+def make_checkpoint(prefix, seed=0, realistic_scale=True, profile=camera.SONY):
     """Save a U-Net checkpoint with network.py's names, like the released model, from random weights.
 
     realistic_scale=False keeps network.py's own initialisation (Glorot, zero biases).
@@ -44,7 +46,8 @@ def make_checkpoint(prefix, seed=0, realistic_scale=True):
     rng = np.random.RandomState(seed)
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     with tf.Graph().as_default():
-        network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+        network.unet(tf.placeholder(tf.float32, [1, None, None, profile.channels]),
+                     profile.block)
         variables = network.model_variables()
         with tf.Session() as sess:
             sess.run(tf.variables_initializer(variables))
@@ -116,7 +119,7 @@ def read_png(path):
         return np.asarray(im.convert('RGB'))
 
 
-def bench_test(f, work, data_dir, test_list, checkpoint):
+def bench_test(f, work, data_dir, test_list, checkpoint, profile):
     """test_Sony.py untiled vs tiled: time, peak RSS, 8-bit differences. Returns the untiled final/."""
     # Alternated so background load hits all settings alike.
     settings = [('untiled', [])]
@@ -131,7 +134,8 @@ def bench_test(f, work, data_dir, test_list, checkpoint):
             result_dir = os.path.join(work, 'result_' + name.replace(' ', '_'))
             out, wall = run([os.path.join(ROOT, 'test_Sony.py'), '--data_dir=' + data_dir,
                              '--test_list=' + test_list, '--checkpoint_dir=' + checkpoint,
-                             '--result_dir=' + result_dir, '--overwrite', '--device=cpu'] + extra)
+                             '--result_dir=' + result_dir, '--overwrite', '--device=cpu',
+                             '--camera=' + profile.name] + extra)
             m = SUMMARY_RE.search(out)
             seconds, cpu, rss = float(m.group(1)), float(m.group(2)), int(m.group(3))
             print('%-10s run %d: network %.2f s (%.1f CPU s), peak RSS %d MB, process %.1f s'
@@ -141,8 +145,8 @@ def bench_test(f, work, data_dir, test_list, checkpoint):
                           min(old[3], wall), result_dir)
     final = os.path.join(best['untiled'][4], 'final')
     out_names = sorted(n for n in os.listdir(final) if n.endswith('_out.png'))
-    print('\n%d pairs of %dx%d, network time = median per pair, best of %d runs\n'
-          % (len(out_names), FULL_HEIGHT, FULL_WIDTH, f.repeats))
+    print('\n%d %s pairs of %dx%d, network time = median per pair, best of %d runs\n'
+          % ((len(out_names), profile.name) + FULL_SIZES[profile.name] + (f.repeats,)))
     print('| setting | network s/pair | x untiled | network CPU s/pair | x untiled | peak RSS MB '
           '| process s | max 8-bit diff | pixels differing |')
     print('|---|---|---|---|---|---|---|---|---|')
@@ -192,6 +196,8 @@ def bench_eval(f, work, final):
 
 def define_flags():
     from absl import flags
+    camera.define_flag(sets='the generated raws\' CFA and size and the network')
+    flags.adopt_module_key_flags(camera)
     flags.DEFINE_string('work_dir', '/tmp/sid_bench', 'generated data and results (outside the repo)')
     flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
     flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
@@ -217,20 +223,24 @@ def main(argv):
     work = os.path.abspath(f.work_dir)
     if work == ROOT or work.startswith(ROOT + os.sep):
         raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)
+    profile = camera.PROFILES[f.camera]
     data_dir = os.path.join(work, 'data')
-    test_list = os.path.join(work, 'Sony_test_list.txt')
+    test_list = os.path.join(work, profile.lists[1])
     if not os.path.isfile(test_list):
-        print('generating %d %dx%d pairs in %s' % (f.pairs, FULL_HEIGHT, FULL_WIDTH, data_dir))
-        make_dataset.generate(data_dir, FULL_HEIGHT, FULL_WIDTH, 0, f.pairs, 0, 1, 0, work)
+        print('generating %d %dx%d pairs in %s' % ((f.pairs,) + FULL_SIZES[profile.name]
+                                                   + (data_dir,)))
+        make_dataset.generate(data_dir, *FULL_SIZES[profile.name], n_train=0, n_test=f.pairs,
+                              n_val=0, bursts=1, seed=0, list_dir=work,
+                              camera=profile.name.lower())
     checkpoint = f.checkpoint_dir
     if not checkpoint:
         checkpoint = os.path.join(work, 'checkpoint')
         if not os.path.isdir(checkpoint):
-            make_checkpoint(os.path.join(checkpoint, 'model.ckpt'))
+            make_checkpoint(os.path.join(checkpoint, 'model.ckpt'), profile=profile)
 
     final = os.path.join(work, 'result_untiled', 'final')
     if f.only != 'eval':
-        final = bench_test(f, work, data_dir, test_list, checkpoint)
+        final = bench_test(f, work, data_dir, test_list, checkpoint, profile)
     if f.only != 'test':
         if not os.path.isdir(final):
             raise sid_io.SidError('%s: missing; run the test part first (--only=test)' % final)

@@ -4,6 +4,7 @@ train_Sony.py builds missing entries itself before its first step; run this befo
 the 25 GB Sony set once (about 1865 short + 161 long raws) while the device does something else:
 
     python3 scripts/build_cache.py --data_dir=./dataset --lists=./Sony_train_list.txt
+    python3 scripts/build_cache.py --camera=Fuji     # ./Fuji_train_list.txt, X-Trans entries
 
 Entries are written atomically, keyed by each raw's size, mtime, inode and ctime, and carry a
 checksum, so re-running decodes only what is missing, changed or damaged (one line per damaged
@@ -15,24 +16,30 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import camera  # noqa: E402
 import cli
 import sid_io  # noqa: E402
 
 
-def cache_jobs(lists, data_dir):
-    """(raw, kind) for every pair of the list files: packed input per short, RGB per long."""
+def cache_jobs(lists, data_dir, profile=camera.SONY):
+    """(raw, kind) for every pair of the list files: packed input per short, RGB per long, as
+    train_Sony.py reads them for the camera `profile`."""
+    input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
     jobs = set()
     for list_path in lists:
         for pair in sid_io.read_list(list_path, data_dir):
-            jobs.add((pair.short, 'input'))
-            jobs.add((pair[1], 'gt'))  # the long exposure
+            jobs.add((pair.short, input_kind))
+            jobs.add((pair[1], gt_kind))  # the long exposure
     return sorted(jobs)
 
 
 def define_flags():
     from absl import flags
-    flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/')
-    flags.DEFINE_list('lists', ['./Sony_train_list.txt'], 'list files whose raws to decode')
+    camera.define_flag(sets='the packing and the default of --lists')
+    flags.adopt_module_key_flags(camera)
+    flags.DEFINE_string('data_dir', './dataset', 'dataset root holding Sony/ (Fuji/)')
+    flags.DEFINE_list('lists', ['./Sony_train_list.txt'], 'list files whose raws to decode '
+                      '(default: the camera\'s training list)')
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
     flags.DEFINE_integer('workers', 0, 'decoding processes; 0: all cores', lower_bound=0)
     flags.DEFINE_bool('verify', True, 'checksum the data of existing entries (--noverify: '
@@ -43,8 +50,9 @@ def main(argv):
     del argv
     from absl import flags
     f = flags.FLAGS
+    profile = camera.from_flags()
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
-    jobs = cache_jobs(f.lists, f.data_dir)
+    jobs = cache_jobs(f.lists, f.data_dir, profile)
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     start = time.time()
     entries = sid_io.build_cache(jobs, cache_dir, f.data_dir, f.workers, verify=f.verify)

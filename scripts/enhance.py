@@ -1,7 +1,9 @@
-"""Enhance your own dark raw photos with a trained SID model: any Bayer camera LibRaw reads.
+"""Enhance your own dark raw photos with a trained SID model: any Bayer camera LibRaw reads, and
+X-Trans raws in the X-T2's CFA phase with a Fuji model.
 
     python3 scripts/enhance.py --checkpoint_dir=checkpoint/Sony/ --auto_ratio IMG_0001.CR2
     python3 scripts/enhance.py --model=sid.pb --ratio=100 --out_dir=out --tiff *.NEF
+    python3 scripts/enhance.py --auto_ratio DSCF0001.RAF      # X-Trans: ./checkpoint/Fuji/
 
 Each raw is packed as the paper packs the Sony raws, with the file's own levels: black per colour
 channel and white level from LibRaw, so a 12-, 14- or 16-bit camera lands in the same [0, 1]. A
@@ -13,8 +15,15 @@ orientation is applied to the output. The packed raw is multiplied by the ratio 
 --tile, result equal to untiled) and written as <name>_sid.png (8-bit sRGB, and with --tiff a
 16-bit <name>_sid.tif) into --out_dir (default: next to each raw).
 
-Every input is checked before TensorFlow loads: X-Trans, Foveon, monochrome, linear DNG,
-non-raw or truncated files end the run at once with one line naming the file and the reason.
+An X-Trans raw (rawpy's 6x6 raw_pattern) takes the Fuji profile: the X-T2's levels 1024/16383 and
+the authors' 9-channel packing, after extending the mosaic at the bottom and right to whole 6x6
+repeats (each added row or column repeats the one 6 before it, same colours), so the output again
+covers exactly the raw's pixels. The model must be one for that camera's packing (a Fuji model
+has 9 input channels, a Sony one 4): another is refused in one line.
+
+Every input is checked before TensorFlow loads: X-Trans in another phase, X-Trans and Bayer raws
+in one run, Foveon, monochrome, linear DNG, non-raw or truncated files end the run at once with
+one line naming the file and the reason.
 """
 import os
 import sys
@@ -37,6 +46,9 @@ AUTO_RATIO_STRIDE = 4  # the mean is taken on every 4th packed pixel in each dir
 AUTO_RATIO_STEPS = 40  # bisection steps on log(ratio): far below 0.1% of the ratio
 DEFAULT_TILE = 1072  # packed pixels: 2 x 2 tiles on a Sony frame, 1.1 GB (README, test_Sony.py)
 OUTPUT_SUFFIX = '_sid'
+AUTO = 'auto'  # --camera: the profile follows each raw's colour filter (AUTO_PROFILES)
+AUTO_PROFILES = {'bayer': camera.BAYER, 'xtrans': camera.FUJI}  # Mosaic.cfa -> profile
+CFA_NAMES = {'bayer': 'Bayer', 'xtrans': 'X-Trans'}
 
 
 def define_flags():
@@ -54,9 +66,12 @@ def define_flags():
                       '[%g, %d]' % (AUTO_RATIO_TARGET, AUTO_RATIO_MIN, sid_io.MAX_RATIO))
     flags.DEFINE_string('out_dir', '', 'where <name>_sid.png goes (default: next to each raw)')
     flags.DEFINE_bool('tiff', False, 'also write <name>_sid.tif, 16-bit sRGB')
-    flags.DEFINE_enum('camera', camera.BAYER.name, sorted(camera.PROFILES),
-                      'levels: %s reads black/white from each file, %s uses the paper\'s Sony '
-                      'constants 512/16383' % (camera.BAYER.name, camera.SONY.name))
+    flags.DEFINE_enum('camera', AUTO, [AUTO] + sorted(camera.PROFILES),
+                      '%s: X-Trans raws take %s, Bayer raws %s; %s reads black/white from each '
+                      'file, %s uses the paper\'s Sony constants 512/16383, %s the X-T2\'s '
+                      '1024/16383 and 9-channel packing (any case)'
+                      % (AUTO, camera.FUJI.name, camera.BAYER.name, camera.BAYER.name,
+                         camera.SONY.name, camera.FUJI.name), case_sensitive=False)
     inference.define_tile_flags(DEFAULT_TILE)
 
 
@@ -101,10 +116,31 @@ def output_paths(raws, out_dir, tiff):
     return plan
 
 
-def check_inputs(raws, model_path, checkpoint_dir):
-    """Everything that can be refused without TensorFlow: the raws and the model's path."""
+def choose_profile(raws, name):
+    """The run's camera profile: --camera's, or with auto the one each raw's CFA calls for. Every
+    raw must have that profile's CFA, and one run takes one profile (one model, one packing)."""
+    chosen = {}
     for raw in raws:
-        sid_io.read_mosaic(raw)  # decodes fully: truncated data is found here, not later
+        cfa = sid_io.read_mosaic(raw).cfa  # decodes fully: truncated data is found here, not later
+        profile = AUTO_PROFILES[cfa] if name == AUTO else camera.PROFILES[name]
+        if profile.cfa != cfa:
+            raise sid_io.SidError('%s: %s sensor: needs a %s model, not --camera=%s'
+                                  % (raw, CFA_NAMES[cfa], profiles_for(cfa), name))
+        if chosen and profile not in chosen:
+            other, first = next(iter(chosen.items()))
+            raise sid_io.SidError('%s: %s sensor, %s is %s: one model takes one kind, enhance '
+                                  'them in separate runs' % (raw, CFA_NAMES[cfa], first,
+                                                             CFA_NAMES[other.cfa]))
+        chosen.setdefault(profile, raw)
+    return next(iter(chosen))
+
+
+def profiles_for(cfa):
+    return '/'.join(sorted(p.name for p in camera.PROFILES.values() if p.cfa == cfa))
+
+
+def check_inputs(raws, model_path, checkpoint_dir):
+    """Everything that can be refused without TensorFlow: the model's path."""
     if model_path and not os.path.isfile(model_path):
         raise sid_io.SidError('%s: frozen graph not found' % model_path)
     if not model_path and not (os.path.isdir(checkpoint_dir) or
@@ -113,15 +149,22 @@ def check_inputs(raws, model_path, checkpoint_dir):
                               '--model=graph.pb' % checkpoint_dir)
 
 
-def open_model(model_path, checkpoint_dir):
-    """The network from a frozen graph or a checkpoint, on the device test_Sony.py's auto picks."""
+def open_model(model_path, checkpoint_dir, profile):
+    """The network for `profile` from a frozen graph or a checkpoint, on the device test_Sony.py's
+    auto picks. A model of another camera's packing is refused in one line."""
     import npu_config
     rt = npu_config.resolve()
     print(npu_config.describe(rt))
     config = npu_config.session_config(rt)
-    if model_path:
-        return inference.session_from_graph(model_path, config)
-    return inference.session_from_checkpoint(checkpoint_dir, config)
+    if not model_path:
+        return inference.session_from_checkpoint(checkpoint_dir, config, profile)
+    model = inference.session_from_graph(model_path, config)
+    channels = model.input.shape.as_list()[-1]
+    if channels != profile.channels:
+        raise sid_io.SidError('%s: a model for %s raws (%s packed channels), not for %s (%d)' % (
+            model_path, camera.for_channels(channels), channels,
+            camera.for_channels(profile.channels), profile.channels))
+    return model
 
 
 def enhance(model, raw, paths, profile, ratio, tile, overlap):
@@ -149,7 +192,7 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap):
                                        overlap, dtypes, on_tile=bar.update, block=profile.block)
     seconds = time.time() - start
     del packed
-    (dy, dx), (height, width) = mosaic.phase, mosaic.bayer.shape
+    (dy, dx), (height, width) = mosaic.phase, mosaic.counts.shape
     for image, path in zip(images, paths):
         image = sid_io.orient(image[dy:dy + height, dx:dx + width], mosaic.flip)
         if image.dtype == np.uint8:
@@ -170,15 +213,18 @@ def main(argv):
     if (f.ratio is None) == (not f.auto_ratio):
         raise sid_io.SidError('give either --ratio=R or --auto_ratio (see --help)')
     plan = output_paths(raws, f.out_dir, f.tiff)
+    profile = choose_profile(raws, f.camera)
+    # A data set camera's model lives in its folder (./checkpoint/Fuji/); other Bayer raws: Sony's.
+    camera.use_defaults(f, profile if profile.lists else camera.SONY)
     check_inputs(raws, f.model, f.checkpoint_dir)
 
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
     cli.import_tensorflow().disable_v2_behavior()  # only now: bad inputs fail in well under 1 s
-    model = open_model(f.model, f.checkpoint_dir)
-    print('model %s; %d raw files, %s' % (model.source, len(raws), 'tiles of %d+%d packed px'
-                                          % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
-    profile = camera.PROFILES[f.camera]
+    model = open_model(f.model, f.checkpoint_dir, profile)
+    print('model %s (%s); %d raw files, %s' % (
+        model.source, profile.name, len(raws),
+        'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
     with model.session:
         for raw in raws:
             ratio, seconds = enhance(model, raw, plan[raw], profile, f.ratio, f.tile,

@@ -2,12 +2,16 @@
 
     python3 scripts/export_model.py --checkpoint_dir=checkpoint/Sony/ --out_dir=export
     python3 scripts/export_model.py --height=1424 --width=2128 --out_dir=export_atc  # fixed shape
+    python3 scripts/export_model.py --camera=Fuji --out_dir=export_fuji  # [1,H,W,9] -> [1,3H,3W,3]
 
 Every format has the same interface. Input `input`: float32 [1, H, W, 4], the packed raw (R, G,
 B, G; black 0, white 1) multiplied by the ratio and clipped at 1 - sid_io.pack_raw + sid_io.amplify
 for the Sony data, camera.packed_input for any Bayer camera. Output `output`: float32
-[1, 2H, 2W, 3], sRGB in [0, 1]. H and W are free by default; Ascend's ATC compiler needs them
-fixed (--height/--width, in packed pixels: 1424 x 2128 for a Sony frame), then:
+[1, 2H, 2W, 3], sRGB in [0, 1]. A Fuji model (--camera=Fuji) takes the 9-channel X-Trans packing
+(camera.packed_raw, or camera.packed_input for the enhance command's whole-raw variant): input
+[1, H, W, 9], output [1, 3H, 3W, 3]. H and W are free by default; Ascend's ATC compiler needs them
+fixed (--height/--width, in packed pixels: 1424 x 2128 for a Sony frame, 1344 x 2010 for an X-T2
+one), then:
 
     atc --model=export_atc/sid.pb --framework=3 --output=sid --soc_version=Ascend310 \\
         --input_shape="input:1,1424,2128,4"
@@ -26,6 +30,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import camera  # noqa: E402
 import cli
 import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
 import sid_io  # noqa: E402
@@ -40,6 +45,9 @@ CHECK_SEED = 0
 
 def define_flags():
     from absl import flags
+    camera.define_flag(sets='the input channels and output block (Sony 4 -> 2x, Fuji 9 -> 3x) '
+                       'and the default of --checkpoint_dir')
+    flags.adopt_module_key_flags(camera)
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
                         'trained model: folder with model.ckpt* (latest is used) or a prefix')
     flags.DEFINE_string('out_dir', './export', 'where <name>.pb, <name>_savedmodel/ and '
@@ -109,12 +117,12 @@ def run_onnx(path, packed):
     return session.run(None, {session.get_inputs()[0].name: packed})[0]
 
 
-def check_input(height, width):
+def check_input(height, width, channels=camera.SONY.channels):
     """A reproducible amplified packed raw: a smooth scene with noise, clipped to [0, 1]."""
     height, width = height or CHECK_SIZE[0], width or CHECK_SIZE[1]
     rng = np.random.RandomState(CHECK_SEED)
     y, x = np.mgrid[:height, :width] / 7.0
-    scene = 0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (height, width, 4))
+    scene = 0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (height, width, channels))
     return np.clip(scene, 0, 1).astype(np.float32)[None]
 
 
@@ -161,19 +169,20 @@ def main(argv):
     del argv
     from absl import flags
     f = flags.FLAGS
+    profile = camera.from_flags()
     if bool(f.height) != bool(f.width):
         raise sid_io.SidError('give both --height and --width (a fixed input), or neither')
     if 'onnx' in f.formats and importlib.util.find_spec('tf2onnx') is None:
         raise sid_io.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
                               'onnxruntime), or leave onnx out of --formats')
-    import tensorflow.compat.v1 as tf  # already imported quietly by cli.run
 
-    model = inference.session_from_checkpoint(f.checkpoint_dir, height=f.height or None,
-                                              width=f.width or None)
-    print('checkpoint %s; input %s [1, %s, %s, 4] -> output %s' % (
-        model.source, inference.INPUT_NAME, f.height or 'H', f.width or 'W',
-        inference.OUTPUT_NAME))
-    packed = check_input(f.height, f.width)
+    model = inference.session_from_checkpoint(f.checkpoint_dir, profile=profile,
+                                              height=f.height or None, width=f.width or None)
+    print('%s checkpoint %s; input %s [1, %s, %s, %d] -> output %s [1, %s, %s, 3]' % (
+        profile.name, model.source, inference.INPUT_NAME, f.height or 'H', f.width or 'W',
+        profile.channels, inference.OUTPUT_NAME, profile.block * f.height or '%dH' % profile.block,
+        profile.block * f.width or '%dW' % profile.block))
+    packed = check_input(f.height, f.width, profile.channels)
     os.makedirs(f.out_dir, exist_ok=True)
     written = []
     try:

@@ -3,9 +3,12 @@
 # scripts cannot drift apart.
 #
 # Options (ModelZoo names where ModelZoo has one):
-#   --data_path=DIR      dataset root holding Sony/{short,long} (required)
-#   --list_path=DIR      folder with Sony_{train,test}_list.txt (default: data_path if it has
-#                        them, else the repository root)
+#   --camera=C           sony (default) or fuji: train_Sony.py / test_Sony.py or train_Fuji.py /
+#                        test_Fuji.py, the camera's lists and folder, CaseName SID_Sony_... or
+#                        SID_Fuji_...
+#   --data_path=DIR      dataset root holding Sony/{short,long} (Fuji/ with --camera=fuji; required)
+#   --list_path=DIR      folder with Sony_{train,test}_list.txt (Fuji_...) (default: data_path if
+#                        it has them, else the repository root)
 #   --output_path=DIR    logs, checkpoints, results and the summary (default: <repo>/output)
 #   --cache_path=DIR     decoded-raw cache (default: train_Sony.py's <data_path>/cache)
 #   --train_epochs=N     epochs (alias --epochs)
@@ -19,7 +22,8 @@
 #   --warmup_steps=N     steps left out of the FPS average (default 5)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-NETWORK=SID_Sony
+CAMERA=Sony  # the camera profile's name (camera.py): Python scripts, lists and data folder
+NETWORK=SID_$CAMERA
 PYTHON=${PYTHON:-python3}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
@@ -28,10 +32,19 @@ precision=auto npu_precision_mode= device=auto ckpt_path= warmup_steps=5
 
 # parse_args EXTRA_HANDLER "$@": options above; EXTRA_HANDLER gets the rest, returns 1 if unknown.
 parse_args() {
-    local extra=$1 arg
+    local extra=$1 arg value
     shift
     for arg in "$@"; do
         case $arg in
+            --camera=*)
+                value=${arg#*=}
+                case ${value,,} in
+                    sony) CAMERA=Sony ;;
+                    fuji) CAMERA=Fuji ;;
+                    *) echo "$(basename "$0"): --camera must be sony or fuji (got '${arg#*=}')" >&2
+                       exit 2 ;;
+                esac
+                NETWORK=SID_$CAMERA ;;
             --data_path=*) data_path=${arg#*=} ;;
             --list_path=*) list_path=${arg#*=} ;;
             --output_path=*) output_path=${arg#*=} ;;
@@ -53,14 +66,16 @@ parse_args() {
             *) "$extra" "$arg" || { echo "$(basename "$0"): unknown option $arg" >&2; exit 2; } ;;
         esac
     done
-    if [[ -z $data_path || ! -d $data_path/Sony ]]; then
-        echo "$(basename "$0"): --data_path must be the dataset root holding Sony/ (got '${data_path}')" >&2
+    if [[ -z $data_path || ! -d $data_path/$CAMERA ]]; then
+        echo "$(basename "$0"): --data_path must be the dataset root holding $CAMERA/" \
+             "(got '${data_path}')" >&2
         exit 2
     fi
     if [[ -z $list_path ]]; then
         list_path=$ROOT
-        [[ -f $data_path/Sony_train_list.txt ]] && list_path=$data_path
+        [[ -f $data_path/${CAMERA}_train_list.txt ]] && list_path=$data_path
     fi
+    TRAIN_SCRIPT=$ROOT/train_$CAMERA.py TEST_SCRIPT=$ROOT/test_$CAMERA.py
     mkdir -p "$output_path"
     output_path=$(cd "$output_path" && pwd)
     checkpoint_dir=$output_path/checkpoint
@@ -75,9 +90,10 @@ use_scratch_checkpoint() {
     trap 'rm -rf "$checkpoint_dir"' EXIT
 }
 
-# The train_Sony.py arguments every launcher passes (the backend and device come on top).
+# The train_Sony.py / train_Fuji.py arguments every launcher passes (the backend and device come
+# on top).
 train_args() {
-    local args=(--data_dir="$data_path" --train_list="$list_path/Sony_train_list.txt"
+    local args=(--data_dir="$data_path" --train_list="$list_path/${CAMERA}_train_list.txt"
                 --checkpoint_dir="$checkpoint_dir" --result_dir="$result_dir"
                 --batch_size="$batch_size" --ps="$ps" --precision="$precision")
     [[ -n $epochs ]] && args+=(--epochs="$epochs")
@@ -101,8 +117,8 @@ run_logged() {
 # test_and_eval DEVICE_DIR: full-resolution test of the last checkpoint, then PSNR/SSIM.
 test_and_eval() {
     local dir=$1
-    run_logged "$dir/test.log" "$PYTHON" "$ROOT/test_Sony.py" --data_dir="$data_path" \
-        --test_list="$list_path/Sony_test_list.txt" --checkpoint_dir="$checkpoint_dir" \
+    run_logged "$dir/test.log" "$PYTHON" "$TEST_SCRIPT" --data_dir="$data_path" \
+        --test_list="$list_path/${CAMERA}_test_list.txt" --checkpoint_dir="$checkpoint_dir" \
         --result_dir="$result_dir" --device="$device" --precision="$precision"
     run_logged "$dir/eval.log" "$PYTHON" "$ROOT/eval.py" --result_dir="$result_dir"
 }

@@ -18,7 +18,7 @@ case_name=${NETWORK}_bs${batch_size}_1p_acc
 
 start=$(date +%s)
 mapfile -t args < <(train_args)
-run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$ROOT/train_Sony.py" "${args[@]}" \
+run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" \
     --device="$device" --distributed=none
 test_and_eval "$dir"
 end=$(date +%s)

@@ -49,7 +49,7 @@ for entry in "${table[@]:1}"; do
     read -r rank dev <<<"$entry"
     mkdir -p "$output_path/$dev"
     RANK_ID=$rank ASCEND_DEVICE_ID=$dev DEVICE_ID=$dev \
-        "$PYTHON" "$ROOT/train_Sony.py" "${args[@]}" --device="$device" --distributed=hccl \
+        "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" --device="$device" --distributed=hccl \
         >"$output_path/$dev/train_$dev.log" 2>&1 &
     pids+=($!) ranks+=("$rank") devices+=("$dev")
     echo "rank $rank on device $dev: pid $!, log $output_path/$dev/train_$dev.log" >&2

@@ -45,7 +45,7 @@ mapfile -t args < <(train_args)
 
 start=$(date +%s)
 run_logged "$dir/train_0.log" horovodrun -np "$np" -H "$hosts" "$controller" \
-    "$PYTHON" "$ROOT/train_Sony.py" "${args[@]}" --device="$device" --distributed=horovod
+    "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" --device="$device" --distributed=horovod
 eval_log=
 if [[ $mode == full ]]; then
     test_and_eval "$dir"

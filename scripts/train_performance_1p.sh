@@ -19,7 +19,7 @@ use_scratch_checkpoint
 
 start=$(date +%s)
 mapfile -t args < <(train_args)
-run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$ROOT/train_Sony.py" "${args[@]}" \
+run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" \
     --device="$device" --distributed=none --save_freq=1000000
 end=$(date +%s)
 

@@ -83,3 +83,19 @@ def tiny_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('sid')
     make_tiny_dataset(root)
     return root
+
+
+# The smallest X-Trans raws LibRaw demosaics (postprocess needs 512 on each side; make_dataset's
+# XTRANS_MIN_SIDE), neither side a multiple of 6 like the X-T2's 6032 columns, so packing crops
+# them to 510 x 516: packed 170 x 172 x 9.
+FUJI_HEIGHT, FUJI_WIDTH = 512, 520
+
+
+@pytest.fixture(scope='session')
+def tiny_fuji_dataset(tmp_path_factory):
+    """A read-only tiny X-Trans dataset (2 train, 1 test, 1 val scene; 2 bursts) shared by the
+    session: do not modify it (pass --cache_dir elsewhere when training on it)."""
+    root = tmp_path_factory.mktemp('fuji')
+    make_tiny_dataset(root, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH, n_train=2,
+                      n_test=1, n_val=1)
+    return root

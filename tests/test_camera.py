@@ -95,11 +95,58 @@ def test_the_four_cfa_phases_of_one_scene_pack_to_one_input(tmp_path):
 
 
 def test_profiles_are_data():
-    assert camera.PROFILES == {'Sony': camera.SONY, 'bayer': camera.BAYER}
+    assert camera.PROFILES == {'Sony': camera.SONY, 'Fuji': camera.FUJI, 'bayer': camera.BAYER}
+    assert camera.DATASETS == ('Sony', 'Fuji')
     assert camera.SONY.black == sid_io.BLACK_LEVEL and camera.SONY.white == sid_io.WHITE_LEVEL
     assert camera.BAYER.black == camera.BAYER.white == camera.FROM_FILE
+    assert camera.FUJI == camera.Profile(
+        name='Fuji', cfa='xtrans', black=1024, white=16383, packing='xtrans', block=3, channels=9,
+        extension='.RAF', lists=('Fuji_train_list.txt', 'Fuji_test_list.txt',
+                                 'Fuji_val_list.txt'), misaligned=())
     for profile in camera.PROFILES.values():
-        assert profile.cfa == 'bayer' and profile.packing in camera.PACKINGS
-        assert (profile.block, profile.channels) == (2, 4)
-    with pytest.raises(ValueError, match='xtrans'):
-        camera.packed_input(None, camera.BAYER._replace(cfa='xtrans'))
+        packing = camera.PACKINGS[profile.packing]
+        assert profile.cfa == profile.packing and profile.channels == packing.channels
+        assert profile.channels == profile.block ** 2  # one packed pixel per block x block sites
+    assert camera.PACKINGS['xtrans'].multiple == 6 and camera.PACKINGS['bayer'].multiple == 2
+    assert camera.for_channels(4) == 'Sony/bayer' and camera.for_channels(9) == 'Fuji'
+    bayer = sid_io.Mosaic(np.zeros((4, 4), np.uint16), (0, 0), 0, 1, 0, 'bayer')
+    with pytest.raises(ValueError, match='a bayer mosaic for the Fuji profile'):
+        camera.packed_input(bayer, camera.FUJI)
+    with pytest.raises(ValueError, match='constant levels'):
+        camera.packed_raw('x.dng', camera.BAYER)
+
+
+def test_flags_with_a_cameras_default_follow_the_camera():
+    from absl import flags
+    values = flags.FlagValues()
+    camera.define_flag(flag_values=values)
+    for name, default in (('train_list', './Sony_train_list.txt'), ('val_list', ''),
+                          ('checkpoint_dir', './checkpoint/Sony/'), ('result_dir', '/r/')):
+        flags.DEFINE_string(name, default, '', flag_values=values)
+    values(['train_Fuji.py', '--checkpoint_dir=/mine/'])
+    camera.use_defaults(values, camera.FUJI)  # what train_Fuji.py does, here after parsing
+    assert (values.camera, values.train_list, values.checkpoint_dir) == (
+        'Fuji', './Fuji_train_list.txt', '/mine/')  # given on the command line: kept
+    assert (values.val_list, values.result_dir) == ('', '/r/')  # not a camera's default: kept
+    assert values['train_list'].default == './Fuji_train_list.txt'  # what --help shows
+    camera.use_defaults(values, camera.SONY)  # train_Fuji.py --camera=Sony
+    assert (values.camera, values.train_list) == ('Sony', './Sony_train_list.txt')
+    values(['train_Sony.py', '--camera=fuji'])  # any case
+    assert values.camera == 'Fuji'
+
+
+def test_the_packed_inputs_of_both_cameras(tiny_dataset, tiny_fuji_dataset):
+    sony = str(tiny_dataset / 'Sony/short/10001_00_0.033s.dng')
+    assert camera.packed_raw(sony, camera.SONY).tobytes() == sid_io.pack_raw(sony).tobytes()
+    fuji = str(tiny_fuji_dataset / 'Fuji/short/10001_00_0.033s.dng')
+    mosaic = sid_io.read_mosaic(fuji)
+    assert mosaic.cfa == 'xtrans' and mosaic.phase == (0, 0)
+    packed = camera.packed_raw(fuji, camera.FUJI)
+    assert packed.shape == (510 // 3, 516 // 3, 9)  # 512 x 520 cropped to multiples of 6
+    expected = sid_io.normalize(sid_io.pack_xtrans(mosaic.counts), 1024, 16383)
+    assert packed.tobytes() == expected.tobytes()
+    # The enhance command's input covers the whole raw: extended to 516 x 522, the cropped part
+    # packs as the authors pack it.
+    whole = camera.packed_input(mosaic, camera.FUJI)
+    assert whole.shape == (516 // 3, 522 // 3, 9)
+    np.testing.assert_array_equal(whole[:170, :172], packed)

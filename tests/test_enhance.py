@@ -176,3 +176,45 @@ def test_bad_command_lines_fail_in_one_line_before_tensorflow(tmp_path, checkpoi
     assert not (tmp_path / 'out').exists()
     proc = run_script('scripts/enhance.py', '--help', env=no_tensorflow)
     assert '--auto_ratio' in proc.stdout and 'middle grey' in proc.stdout
+
+
+def test_x_trans_raws_take_a_fuji_model_and_come_out_whole(tmp_path, tiny_fuji_dataset,
+                                                           checkpoint):
+    fuji = tmp_path / 'fuji'
+    bench_inference.make_checkpoint(str(fuji / 'model.ckpt'), seed=4, profile=camera.FUJI)
+    raw = str(tiny_fuji_dataset / 'Fuji' / 'short' / '10001_00_0.033s.dng')
+    proc = run_script('scripts/enhance.py', '--ratio=100', '--out_dir=%s' % (tmp_path / 'out'),
+                      '--checkpoint_dir=%s' % fuji, raw)  # --camera=auto: X-Trans -> Fuji
+    assert proc.returncode == 0, proc.stderr
+    assert '(Fuji)' in proc.stdout
+    image = read_png(tmp_path / 'out' / '10001_00_0.033s_sid.png')
+    assert image.shape == (512, 520, 3)  # every pixel of the raw, not test_Fuji.py's 510 x 516
+    model = inference.session_from_checkpoint(str(fuji), profile=camera.FUJI)
+    with model.session as sess:
+        packed = sid_io.amplify(camera.packed_input(sid_io.read_mosaic(raw), camera.FUJI), 100)
+        out, = inference.run_network(sess, model.input, model.output, packed, block=3)
+    assert out.shape == (516, 522, 3) and image.std() > 10
+    np.testing.assert_array_equal(image, out[:512, :520])
+    proc = run_script('scripts/enhance.py', '--ratio=100', '--out_dir=%s' % (tmp_path / 'out'),
+                      '--checkpoint_dir=%s' % checkpoint, raw)  # a Sony model
+    # (the last line: TF 1.15 logs a failed CUDA probe before it on machines without a GPU)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        'error: %s: variable g_conv1_1/weights has shape [3, 3, 4, 32] in the checkpoint, the '
+        'network needs [3, 3, 9, 32]: a model for Sony/bayer raws (4 packed channels), not for '
+        'Fuji (9)' % os.path.join(checkpoint, 'model.ckpt'))
+
+
+def test_a_raw_the_camera_cannot_take_fails_in_one_line_before_tensorflow(
+        tmp_path, tiny_fuji_dataset, checkpoint, no_tensorflow):
+    bayer = write_raw(tmp_path / 'a.dng', np.full((32, 48), 600))
+    xtrans = str(tiny_fuji_dataset / 'Fuji' / 'short' / '10001_00_0.033s.dng')
+    cases = [(['--camera=fuji', bayer], '%s: Bayer sensor: needs a Sony/bayer model, not '
+                                        '--camera=Fuji' % bayer),
+             (['--camera=Sony', xtrans], '%s: X-Trans sensor: needs a Fuji model, not '
+                                         '--camera=Sony' % xtrans),
+             ([xtrans, bayer], '%s: Bayer sensor, %s is X-Trans: one model takes one kind, '
+                               'enhance them in separate runs' % (bayer, xtrans))]
+    for args, message in cases:
+        proc = run_script('scripts/enhance.py', '--ratio=10', '--checkpoint_dir=%s' % checkpoint,
+                          '--out_dir=%s' % (tmp_path / 'out'), *args, env=no_tensorflow)
+        assert (proc.returncode, proc.stderr) == (1, 'error: %s\n' % message), args

@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import bench_inference
+import camera
 import export_model
 import inference
 from conftest import run_script
@@ -24,10 +25,10 @@ def exported(tmp_path_factory):
     return str(checkpoint), root / 'out', proc.stdout
 
 
-def some_input(height, width, seed=5):
+def some_input(height, width, seed=5, channels=4):
     """Not the script's own check input: an independent comparison."""
     rng = np.random.RandomState(seed)
-    return np.minimum(rng.gamma(0.5, 0.3, (1, height, width, 4)), 1).astype(np.float32)
+    return np.minimum(rng.gamma(0.5, 0.3, (1, height, width, channels)), 1).astype(np.float32)
 
 
 def test_every_format_reproduces_the_checkpoint(exported):
@@ -88,6 +89,25 @@ def test_a_fixed_shape_graph_for_atc_and_enhance_from_it(tmp_path, exported):
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
         'error: %s: packs to 24x41, the graph %s takes only 24x40; export one with any size for '
         'this camera' % (other, tmp_path / 'sid.pb'))
+
+
+def test_a_fuji_model_exports_9_channels_in_and_3x_out(tmp_path):
+    checkpoint = tmp_path / 'fuji'
+    bench_inference.make_checkpoint(str(checkpoint / 'model.ckpt'), seed=6, profile=camera.FUJI)
+    proc = run_script('scripts/export_model.py', '--camera=fuji', '--checkpoint_dir=%s'
+                      % checkpoint, '--out_dir=%s' % tmp_path, '--formats=pb')
+    assert proc.returncode == 0, proc.stderr
+    assert 'input input [1, H, W, 9] -> output output [1, 3H, 3W, 3]' in proc.stdout
+    assert 'sid.pb: max |difference| to the checkpoint 0 (must be bit for bit)' in proc.stdout
+    packed = some_input(40, 56, channels=9)
+    model = inference.session_from_checkpoint(str(checkpoint), profile=camera.FUJI)
+    with model.session:
+        reference = model.session.run(model.output, {model.input: packed})
+    graph = inference.session_from_graph(str(tmp_path / 'sid.pb'))
+    assert graph.input.shape.as_list() == [1, None, None, 9]
+    with graph.session:
+        frozen = graph.session.run(graph.output, {graph.input: packed})
+    assert frozen.shape == (1, 120, 168, 3) and frozen.tobytes() == reference.tobytes()
 
 
 @pytest.mark.parametrize('args,message', [

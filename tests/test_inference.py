@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import bench_inference
+import camera
 import inference
 import network
 import sid_io
@@ -20,11 +21,19 @@ def checkpoint(tmp_path_factory):
     return folder
 
 
-def smooth_noisy_input(size, seed=0):
+@pytest.fixture(scope='module')
+def fuji_checkpoint(tmp_path_factory):
+    """The same for the Fuji U-Net: 9 packed channels in, depth_to_space(3)."""
+    folder = tmp_path_factory.mktemp('fuji_ckpt')
+    bench_inference.make_checkpoint(str(folder / 'model.ckpt'), seed=2, profile=camera.FUJI)
+    return folder
+
+
+def smooth_noisy_input(size, seed=0, channels=4):
     rng = np.random.RandomState(seed)
     y, x = np.mgrid[:size, :size] / 9.0
-    return np.clip(0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (size, size, 4)),
-                   0, 1).astype(np.float32)
+    scene = 0.4 + 0.3 * np.sin(x + y)[..., None] + rng.normal(0, 0.1, (size, size, channels))
+    return np.clip(scene, 0, 1).astype(np.float32)
 
 
 def test_align_is_the_networks_pooling_factor():
@@ -51,24 +60,30 @@ def test_to_uint_rounds_half_up_and_clips_at_both_depths():
     assert inference.to_uint(x, np.uint16).tolist() == [0, 0, 129, 128, 32768, 65535, 65535]
 
 
-def test_tiled_output_within_one_level_of_untiled(checkpoint):
-    """Tiles whose inner edges have exactly the default overlap of context, not the image border."""
+@pytest.mark.parametrize('profile', [camera.SONY, camera.FUJI], ids=lambda p: p.name)
+def test_tiled_output_within_one_level_of_untiled(request, profile):
+    """Tiles whose inner edges have exactly the default overlap of context, not the image border.
+    The overlap is in packed pixels for both cameras; the stitching in output pixels (block)."""
+    checkpoint = request.getfixturevalue({'Sony': 'checkpoint', 'Fuji': 'fuji_checkpoint'}[
+        profile.name])
     tile = 128
     size = tile + inference.DEFAULT_TILE_OVERLAP + 32  # 2x2 tiles, contexts clipped only outside
-    packed = smooth_noisy_input(size)
+    packed = smooth_noisy_input(size, channels=profile.channels)
     assert len(inference.tile_spans(size, tile, inference.DEFAULT_TILE_OVERLAP)) == 2
-    model = inference.session_from_checkpoint(str(checkpoint))
+    model = inference.session_from_checkpoint(str(checkpoint), profile=profile)
     calls = []
+    block = profile.block
     with model.session as sess:
         def run(**options):
-            return inference.run_network(sess, model.input, model.output, packed, **options)
+            return inference.run_network(sess, model.input, model.output, packed, block=block,
+                                         **options)
         whole, whole16 = run(tile=0, dtypes=(np.uint8, np.uint16))
         tiled, tiled16 = run(tile=tile, dtypes=(np.uint8, np.uint16),
                              on_tile=lambda: calls.append(1))
         no_overlap, = run(tile=tile, overlap=0)
         floats = sess.run(model.output, {model.input: packed[None]})[0]
     assert len(calls) == 4
-    assert whole.shape == whole16.shape == (2 * size, 2 * size, 3)
+    assert whole.shape == whole16.shape == (block * size, block * size, 3)
     np.testing.assert_array_equal(whole, inference.to_uint(floats))
     np.testing.assert_array_equal(whole16, inference.to_uint(floats, np.uint16))
     whole = whole.astype(np.int16)
@@ -94,6 +109,21 @@ def test_models_from_a_checkpoint_and_from_a_frozen_graph_agree(tmp_path, checkp
     model = inference.session_from_graph(path)
     with model.session as sess:
         assert sess.run(model.output, {model.input: packed}).tobytes() == reference.tobytes()
+
+
+def test_a_model_of_the_other_camera_is_refused_naming_its_camera(checkpoint, fuji_checkpoint):
+    with pytest.raises(sid_io.SidError) as error:
+        inference.session_from_checkpoint(str(fuji_checkpoint))
+    assert str(error.value) == (
+        '%s: variable g_conv1_1/weights has shape [3, 3, 9, 32] in the checkpoint, the network '
+        'needs [3, 3, 4, 32]: a model for Fuji raws (9 packed channels), not for Sony/bayer (4)'
+        % (fuji_checkpoint / 'model.ckpt'))
+    with pytest.raises(sid_io.SidError, match='a model for Sony/bayer raws .4 packed channels.,'
+                                              ' not for Fuji .9.$'):
+        inference.session_from_checkpoint(str(checkpoint), profile=camera.FUJI)
+    model = inference.session_from_checkpoint(str(checkpoint))
+    with model.session as sess, pytest.raises(sid_io.SidError, match='not 3 times that'):
+        inference.run_network(sess, model.input, model.output, smooth_noisy_input(32), block=3)
 
 
 def test_unusable_models_are_refused_in_one_line(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 import make_dataset
 import sid_io
-from conftest import OFFICIAL_LISTS, ROOT, make_tiny_dataset, official_lines, run_script
+from conftest import (FUJI_HEIGHT, FUJI_WIDTH, OFFICIAL_LISTS, ROOT, make_tiny_dataset,
+                      official_lines, run_script)
 
 
 def all_files(root):
@@ -44,7 +45,7 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tmp_path):
 def test_raws_decode_like_sony_files_with_structure_and_noise(tiny_dataset):
     long_path = str(tiny_dataset / 'Sony/long/00001_00_10s.dng')
     mosaic = sid_io.read_mosaic(long_path)  # the levels the file itself declares
-    assert mosaic.bayer.shape == (96, 136) and mosaic.phase == (0, 0) and mosaic.flip == 0
+    assert mosaic.counts.shape == (96, 136) and mosaic.phase == (0, 0) and mosaic.flip == 0
     assert mosaic.black.tolist() == [512] * 4 and mosaic.white.tolist() == [16383] * 4
     long_ = sid_io.pack_raw(long_path)
     assert long_.std() > 0.1  # edges, gradients and textures, not a flat field
@@ -80,16 +81,17 @@ def test_full_size_is_a_flag_and_bad_sizes_fail_in_one_line(tmp_path):
 # ---------------------------------------------------------------- Fuji X-Trans (--camera=fuji)
 # The smallest raws LibRaw demosaics (postprocess) as X-Trans; neither side a multiple of 6, like
 # the X-T2's 6032 columns, so packing crops.
-FUJI_HEIGHT, FUJI_WIDTH = make_dataset.XTRANS_MIN_SIDE, make_dataset.XTRANS_MIN_SIDE + 8
 GT_FLAGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
 
 
+def test_the_shared_fuji_set_has_the_smallest_demosaicable_size():
+    assert (FUJI_HEIGHT, FUJI_WIDTH) == (make_dataset.XTRANS_MIN_SIDE,
+                                         make_dataset.XTRANS_MIN_SIDE + 8)
+
+
 @pytest.fixture(scope='module')
-def tiny_fuji(tmp_path_factory):
-    root = tmp_path_factory.mktemp('fuji')
-    make_tiny_dataset(root, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH, n_train=2,
-                      n_test=1, n_val=1)
-    return root
+def tiny_fuji(tiny_fuji_dataset):
+    return tiny_fuji_dataset
 
 
 def test_fuji_layout_names_and_lists(tiny_fuji):

@@ -122,6 +122,8 @@ def test_launchers_need_a_dataset(script, tmp_path):
     assert out.returncode == 2 and '--data_path must be the dataset root' in out.stderr
     out = run(script, '--data_path=%s' % tmp_path, '--bogus=1')
     assert out.returncode == 2 and 'unknown option --bogus=1' in out.stderr
+    out = run(script, '--data_path=%s' % tmp_path, '--camera=canon')
+    assert out.returncode == 2 and "--camera must be sony or fuji (got 'canon')" in out.stderr
 
 
 def test_train_performance_1p(tiny_dataset, tmp_path):
@@ -149,6 +151,20 @@ def test_train_full_1p(tiny_dataset, tmp_path):
     assert float(values['TrainAccuracy']) == pytest.approx(psnr, abs=1e-4)
     final = os.listdir(str(tmp_path / 'output' / 'result' / 'final'))
     assert len([n for n in final if n.endswith('_out.png')]) == 2  # the two test scenes' _00
+
+
+def test_train_full_1p_fuji(tiny_fuji_dataset, tiny_dataset, tmp_path):
+    out = run('train_full_1p.sh', '--camera=fuji', '--data_path=%s' % tiny_dataset)
+    assert out.returncode == 2 and 'the dataset root holding Fuji/' in out.stderr
+    values, keys = summary_of(run('train_full_1p.sh', '--camera=fuji',
+                                  *common_args(tiny_fuji_dataset, tmp_path)))
+    assert keys == list(FULL_KEYS) and values['CaseName'] == 'SID_Fuji_bs1_1p_acc'
+    check_numbers(values, NUMBER_KEYS + ('TrainAccuracy',))
+    device_dir = tmp_path / 'output' / '0'
+    check_against_log(values, device_dir / 'train_0.log', 1)
+    assert 'Fuji checkpoint' in (device_dir / 'test.log').read_text()
+    final = tmp_path / 'output' / 'result' / 'final'
+    assert sorted(p.name for p in final.glob('*_out.png')) == ['10001_00_300_out.png']
 
 
 @needs_horovod

@@ -1,4 +1,5 @@
-"""sid_io's Fuji X-Trans section: pack_xtrans on generated X-T2 raws, decoded through rawpy."""
+"""sid_io's Fuji X-Trans section: pack_xtrans on generated X-T2 raws decoded through rawpy, the
+whole-repeat extension of the enhance command, and the X-Trans kinds of the decoded-raw cache."""
 import numpy as np
 import pytest
 
@@ -104,3 +105,31 @@ def test_check_xtrans_accepts_the_x_t2_and_refuses_bayer_or_another_phase(tmp_pa
         with pytest.raises(sid_io.SidError, match=r'^bayer.dng: not a 6x6 X-Trans raw '
                                                   r'\(colors RGBG, CFA pattern 2x2\)$'):
             sid_io.check_xtrans('bayer.dng', decoded)
+
+
+def test_extending_to_whole_repeats_keeps_every_sites_colour():
+    colors = np.array([[sid_io.XTRANS_CFA[y % 6][x % 6] for x in range(WIDTH)]
+                       for y in range(HEIGHT)])
+    extended = sid_io.align_xtrans(colors, (0, 0))
+    assert extended.shape == (48, 60)  # 46 x 58 up to multiples of 6
+    np.testing.assert_array_equal(extended[:HEIGHT, :WIDTH], colors)
+    np.testing.assert_array_equal(extended, np.tile(sid_io.XTRANS_CFA, (8, 10)))
+    np.testing.assert_array_equal(sid_io.align_xtrans(colors[:42, :54], (0, 0)), colors[:42, :54])
+
+
+def test_cache_kinds_of_an_x_trans_pair_hold_the_authors_arrays(tiny_fuji_dataset, tmp_path):
+    data = str(tiny_fuji_dataset)
+    short = str(tiny_fuji_dataset / 'Fuji/short/00001_00_0.04s.dng')
+    long_ = str(tiny_fuji_dataset / 'Fuji/long/00001_00_10s.dng')
+    input_kind, gt_kind = sid_io.PACKINGS['xtrans'].cache_kinds
+    entries = sid_io.build_cache([(short, input_kind), (long_, gt_kind)], str(tmp_path), data,
+                                 workers=1, progress=False)
+    packed = sid_io.open_cached(entries[(short, input_kind)])
+    rgb = sid_io.open_cached(entries[(long_, gt_kind)])
+    assert '.xtrans_input.v' in entries[(short, input_kind)]  # never a Bayer entry's name
+    assert packed.shape == (170, 172, 9) and rgb.shape == (510, 516, 3)  # 3x the packed size
+    np.testing.assert_array_equal(packed, sid_io.read_packed(short, 'xtrans'))
+    np.testing.assert_array_equal(rgb, sid_io.postprocess(long_, 'xtrans')[:510, :516])
+    assert sid_io.cache_entry_problem(entries[(long_, gt_kind)], gt_kind) is None
+    with pytest.raises(sid_io.SidError, match='X-Trans sensor: needs a Fuji model'):
+        sid_io.build_cache([(short, 'input')], str(tmp_path), data, workers=1, progress=False)
