@@ -61,8 +61,9 @@ def plot(loss, psnr, path, title):
         val = sorted(psnr)
         best = max(val, key=lambda e: (psnr[e], -e))  # the first epoch with the top score
         bottom.plot(val, [psnr[e] for e in val], marker='o', color='tab:green')
-        bottom.annotate('best %.2f dB (epoch %d)' % (psnr[best], best), (best, psnr[best]),
-                        textcoords='offset points', xytext=(0, -14), ha='center')
+        bottom.plot([best], [psnr[best]], '*', color='tab:red', markersize=14,
+                    label='best %.2f dB (epoch %d)' % (psnr[best], best))
+        bottom.legend(loc='lower right')
     else:
         bottom.text(0.5, 0.5, 'no validation in this log (train_Sony.py --val_list)',
                     ha='center', va='center', transform=bottom.transAxes)

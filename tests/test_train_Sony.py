@@ -523,8 +523,9 @@ def test_validation_pairs_default_explicit_and_off(data, tmp_path):
     # The default list whose files are absent (the authors' list over the tiny data): off, 1 line.
     official = os.path.join(ROOT, 'Sony_val_list.txt')
     assert train_Sony.validation_pairs(official, False, str(data), said.append) is None
-    assert len(said) == 1 and said[0].startswith('validation off: %s: 56 files of its 36 burst '
-                                                 '_00 pairs are missing under %s' % (official, data))
+    assert len(said) == 1 and said[0].startswith(
+        'validation off: %s: 56 files of its 36 burst _00 pairs are missing under %s'
+        % (official, data))
     assert train_Sony.validation_pairs(str(tmp_path / 'none.txt'), False, str(data),
                                        said.append) is None
     assert said[1].startswith('validation off: %s not found' % (tmp_path / 'none.txt'))
@@ -549,8 +550,9 @@ def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
     import inference
     import metrics
     pairs = train_Sony.training_pairs(sid_io.read_list(val_list(data), str(data)), True)
-    entries = sid_io.build_cache([(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs],
-                                 str(tmp_path / 'cache'), str(data), workers=1, progress=False)
+    raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
+    entries = sid_io.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
+                                 progress=False)
     cached = train_Sony.CachedPairs(pairs, entries)
     with tf.Graph().as_default():
         packed, output = inference.build_network()
