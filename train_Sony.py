@@ -21,6 +21,7 @@ packed offset) and the defaults of the list, checkpoint and result flags.
     python3 train_Sony.py --epochs=1001                  # the seed's recipe
     horovodrun -np 2 --gloo python3 train_Sony.py --distributed=horovod
 """
+import json
 import math
 import multiprocessing
 import os
@@ -56,6 +57,17 @@ JPEG_QUALITY = 95
 PARALLEL_CROPS = 2       # tf.data map threads cutting crops (numpy releases the GIL)
 PREFETCH_BATCHES = 4     # batches ready ahead of the step
 
+# ---------------------------------------------------------------- validation
+VAL_LIST = './Sony_val_list.txt'  # the authors' list: on by default when its _00 files exist
+VAL_EVERY = 200          # epochs: 5 points over the seed's 1001 epochs, 20 over the paper's 4000;
+                         # one full-resolution pass of the 36 Sony pairs costs ~1.6 CPU epochs
+VAL_SSIM = 'skimage'     # eval.py's default SSIM protocol (metrics.SSIM_PROTOCOLS)
+VAL_TILE = 1072          # packed px: 2 x 2 tiles on a Sony frame, bounded memory, exact result
+VAL_PROTOCOL = ('mean PSNR and SSIM (%s) over the burst _00 pairs, 8-bit RGB, full resolution: '
+                'test_Sony.py + eval.py' % VAL_SSIM)
+BEST_DIR = 'best'        # <checkpoint_dir>/best/: the U-Net weights with the best validation PSNR
+BEST_FILE = 'best.json'  # ... and their epoch, step, scores, protocol and validation pairs
+
 # One line per step (the ModelZoo performance script averages Time=) and one per epoch; parse
 # both with the regexes below, never with ad-hoc greps.
 _FLOAT = r'([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))'
@@ -68,6 +80,10 @@ EPOCH_LOG_RE = re.compile(r'^Epoch (\d+) done: steps=(\d+) mean_loss=%s epoch_ti
                           r'input_wait=%s lr=%s checkpoint=(\S+)$' % ((_FLOAT,) * 4))
 FIRST_STEP_LOG = 'First step at unix time %.3f, %.2f s after start'
 FIRST_STEP_LOG_RE = re.compile(r'^First step at unix time %s, %s s after start$' % (_FLOAT, _FLOAT))
+VAL_LOG = ('Validation epoch %d: pairs=%d psnr=%.4f ssim=%.4f best_psnr=%.4f best_epoch=%d '
+           'seconds=%.1f')
+VAL_LOG_RE = re.compile(r'^Validation epoch (\d+): pairs=(\d+) psnr=%s ssim=%s best_psnr=%s '
+                        r'best_epoch=(\d+) seconds=%s$' % ((_FLOAT,) * 4))
 
 Crop = namedtuple('Crop', 'pair y x flip_v flip_h transpose')
 
@@ -271,6 +287,153 @@ def resume_point(checkpoint_dir, say):
                               '--checkpoint_dir' % (path, checkpoints.error_line(e)))
 
 
+# ---------------------------------------------------------------- validation
+
+def validation_pairs(val_list, explicit, data_dir, say):
+    """The burst _00 pairs of `val_list` (test_Sony.py's choice), or None: validation off.
+
+    The default list turns validation off in one line when any of those files is missing (a
+    training set without the validation download); a list named on the command line must be
+    complete. An empty --val_list turns it off silently.
+    """
+    if not val_list:
+        return None
+    if not explicit and not os.path.isfile(val_list):
+        say('validation off: %s not found (--val_list names another list)' % val_list)
+        return None
+    pairs = training_pairs(sid_io.read_list(val_list, data_dir, check_files=False), True)
+    missing = OrderedDict()  # file -> its first list line
+    for p in pairs:
+        for path in (p.short, p.long):  # novm
+            if path not in missing and not os.path.isfile(path):
+                missing[path] = p.line
+    if explicit and not pairs:
+        raise sid_io.SidError('%s: no pairs with burst index _00 to validate on' % val_list)
+    if explicit and missing:
+        path, line = next(iter(missing.items()))
+        raise sid_io.SidError('%s:%d: file not found: %s' % (val_list, line, path))
+    if missing or not pairs:
+        say('validation off: %s%s (--val_list names another list, --val_list= turns this off)'
+            % (val_list, ': no pairs with burst index _00' if not pairs else
+               ': %d files of its %d burst _00 pairs are missing under %s' % (
+                   len(missing), len(pairs), data_dir)))
+        return None
+    return pairs
+
+
+def validate(sess, packed_ph, output, data, stop):
+    """(mean PSNR, mean SSIM) of the network over the pairs of `data` (CachedPairs), or None when
+    a signal arrives.
+
+    The numbers test_Sony.py + eval.py give for these pairs: the same tiled full-resolution
+    inference (exact, see inference.tile_spans) and 8-bit conversion of output and ground truth,
+    scored by the same metrics. Inputs and ground truths come from the decoded-raw cache.
+    """
+    import inference
+    import metrics
+    from test_Sony import postprocessed_to_uint8
+    scores = []
+    for i in range(len(data.pairs)):
+        packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *camera.levels(data.profile))
+        sid_io.amplify(packed, data.ratios[i], out=packed)
+        out, = inference.run_network(sess, packed_ph, output, packed, VAL_TILE,
+                                     block=data.profile.block)
+        del packed
+        gt = postprocessed_to_uint8(sid_io.open_cached(data.targets[i]))
+        scores.append((metrics.psnr(out, gt), metrics.ssim(out, gt, VAL_SSIM)))
+        if stop.signum is not None:
+            return None
+    return tuple(float(v) for v in np.mean(scores, axis=0))
+
+
+def read_best(best_dir, identity, say):
+    """The record of best_dir's checkpoint (BEST_FILE), or None when there is no usable one.
+
+    A record of other validation pairs or another protocol is refused: its score cannot be
+    compared. A record that does not name the folder's checkpoint (a kill between the two
+    writes) is dropped with one line; the next validation then writes both again.
+    """
+    import checkpoints
+    path = os.path.join(best_dir, BEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        stored = dict((k, record[k]) for k in identity)
+        record['psnr'], record['epoch'] = float(record['psnr']), int(record['epoch'])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise sid_io.SidError('%s: unreadable best-checkpoint record (%s: %s); move %s away to '
+                              'start a new best' % (path, type(e).__name__, e, best_dir))
+    if stored != identity:
+        raise sid_io.SidError('%s: the best checkpoint was scored on other validation pairs or '
+                              'with another protocol; pass the same --val_list, or move %s away '
+                              'to start a new best' % (path, best_dir))
+    prefix = checkpoints.find(best_dir)
+    if prefix is None or os.path.basename(prefix) != record.get('checkpoint'):
+        say('warning: %s names %s but %s holds %s (an interrupted update); the next validation '
+            'replaces both' % (path, record.get('checkpoint'), best_dir, prefix and
+                               os.path.basename(prefix)))
+        return None
+    return record
+
+
+def keep_best(saver, sess, best_dir, step, record):
+    """The U-Net weights as best_dir's only checkpoint (checkpoints.save), then their record,
+    atomically: test_Sony.py --checkpoint_dir=<best_dir> runs them."""
+    import checkpoints
+    prefix = checkpoints.save(saver, sess, best_dir, step, keep=1)
+    record = dict(record, checkpoint=os.path.basename(prefix))
+    with sid_io.atomic_write(os.path.join(best_dir, BEST_FILE), 'w') as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.write('\n')
+    return record
+
+
+class Validator(object):
+    """Rank 0's validation: the score, its log line and summaries, and the best checkpoint.
+
+    The validation network is a second input on the training graph sharing the U-Net's weights
+    (network.unet reuses variables), so it sees exactly the weights just trained.
+    """
+
+    def __init__(self, data, val_list, best_dir, saver, fresh_start, say):
+        import checkpoints
+        import inference
+        self.data, self.best_dir, self.saver, self.say = data, best_dir, saver, say
+        self.identity = {'protocol': VAL_PROTOCOL,
+                         'pairs': [os.path.basename(p.short) for p in data.pairs]}
+        removed = checkpoints.remove_leftovers(best_dir)
+        if removed:
+            say('removed %d leftovers of an interrupted save from %s (%s)'
+                % (len(removed), best_dir, ', '.join(removed)))
+        self.best = read_best(best_dir, self.identity, say)
+        if self.best is not None and fresh_start:
+            raise sid_io.SidError('%s holds the best checkpoint of an earlier run (epoch %d) but '
+                                  'there is no checkpoint to resume: move it away to start afresh'
+                                  % (best_dir, self.best['epoch']))
+        self.val_list = val_list
+        self.packed, self.output = inference.build_network(data.profile)
+
+    def __call__(self, sess, epoch, step, writer, stop):
+        """Validate after `epoch`; False if a signal interrupted it."""
+        start = time.time()
+        scores = validate(sess, self.packed, self.output, self.data, stop)
+        if scores is None:
+            return False
+        psnr, ssim = scores
+        if self.best is None or psnr > self.best['psnr']:
+            self.best = keep_best(self.saver, sess, self.best_dir, step, dict(
+                self.identity, epoch=epoch, global_step=int(step), psnr=psnr, ssim=ssim,
+                ssim_protocol=VAL_SSIM, val_list=self.val_list))
+        scalar_summary(writer, 'val_psnr', psnr, step)
+        scalar_summary(writer, 'val_ssim', ssim, step)
+        writer.flush()
+        self.say(VAL_LOG % (epoch, len(self.data.pairs), psnr, ssim, self.best['psnr'],
+                            self.best['epoch'], time.time() - start))
+        return True
+
+
 def save_sample(result_dir, epoch, scene_id, ratio, target, output):
     """Ground truth | output side by side, 8-bit JPG, written atomically."""
     from PIL import Image
@@ -329,6 +492,7 @@ def main(argv):
     if not pairs:
         raise sid_io.SidError('%s: the training list has no pairs%s' % (
             f.train_list, ' of burst frame _00' if f.first_burst_only else ''))
+    val_pairs = validation_pairs(f.val_list, f['val_list'].present, f.data_dir, say)
     scenes = group_scenes(pairs)
     mine = OrderedDict((s, scenes[s]) for s in dist.shard(list(scenes)))
     if not mine:
@@ -339,6 +503,9 @@ def main(argv):
     long_raws = [pairs[i].long for i in my_pairs]  # novm
     input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
     raws = [(pairs[i].short, input_kind) for i in my_pairs] + [(raw, gt_kind) for raw in long_raws]
+    if val_pairs and dist.is_chief:  # only rank 0 validates
+        raws += [(p.short, input_kind) for p in val_pairs]
+        raws += [(p.long, gt_kind) for p in val_pairs]  # novm
     workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
@@ -347,6 +514,11 @@ def main(argv):
     steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
     say('%s: %d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
         % (profile.name, len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
+    val_data = CachedPairs(val_pairs, entries, profile) if val_pairs and dist.is_chief else None
+    if val_data is not None:
+        val_data.check_shapes(range(len(val_pairs)), 1)  # any size: full-resolution inference
+        say('validation every %d epochs on %d burst _00 pairs of %s, best checkpoint in %s'
+            % (f.val_every, len(val_pairs), f.val_list, os.path.join(f.checkpoint_dir, BEST_DIR)))
 
     if dist.is_chief:  # the data is sound: now the outputs, before hours of training
         sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
@@ -382,6 +554,9 @@ def main(argv):
     train_op = optimizer.minimize(loss, global_step=global_step)
     broadcast = dist.broadcast_op()
     saver = tf.train.Saver()  # checkpoints.save keeps the newest checkpoints.KEEP, across runs
+    validator = None if val_data is None else Validator(
+        val_data, f.val_list, os.path.join(f.checkpoint_dir, BEST_DIR), weights_saver,
+        ckpt_path is None, say)
 
     sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank))
     sess.run(tf.global_variables_initializer())
@@ -465,6 +640,14 @@ def main(argv):
         say(EPOCH_LOG % (epoch, steps, np.mean(losses), time.time() - epoch_start, waited, lr,
                          last_saved))
         sys.stdout.flush()
+        # Rank 0 only, with no collective inside: the other ranks wait at the next step's.
+        if validator is not None and epoch % f.val_every == 0:
+            if not validator(sess, epoch, out['step'], writer, stop):
+                say('stopped by signal %d during the validation after epoch %d; saved %s'
+                    % (stop.signum, epoch, last_saved))
+                sys.stdout.flush()
+                sys.exit(128 + stop.signum)
+            sys.stdout.flush()
     if writer is not None:
         writer.close()
 
@@ -495,6 +678,11 @@ def define_flags():
                          'number of ranks (the paper trains on one device)')
     flags.DEFINE_integer('seed', 0, 'seed of the weights and of the crop sampling',
                          lower_bound=0, upper_bound=MAX_SEED)
+    flags.DEFINE_string('val_list', VAL_LIST, 'validation pairs (their burst _00 pairs are '
+                        'scored); by default off when their files are missing; empty: off')
+    flags.DEFINE_integer('val_every', VAL_EVERY, 'validate after every epoch divisible by this; '
+                         'the best checkpoint goes to <checkpoint_dir>/%s/' % BEST_DIR,
+                         lower_bound=1)
     flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
                         'weights start a fresh run; ignored when checkpoint_dir has one')
     flags.DEFINE_enum('progress', 'auto', PROGRESS_MODES, 'per-step output: "lines" prints a '

@@ -10,13 +10,15 @@
 # Python. On the real SID data (dataset/Sony/{short,long}/*.ARW) the same steps run with the
 # authors' list files shipped in the project root; a generated dataset carries its own lists in
 # dataset/ (the official ones are never overwritten). It ends with eval.py's table of the three
-# SSIM protocols and one montage PNG per test scene in result_Sony/montage/. Extra arguments go to
-# train_Sony.py.
+# SSIM protocols, one montage PNG per test scene in result_Sony/montage/ and the training plot
+# result_Sony/training.png (loss and validation PSNR against epoch, from the training output that
+# is appended to result_Sony/train_log.txt). Extra arguments go to train_Sony.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-300}   # brief: enough for the generated scenes to beat the amplified input
 PS=${PS:-64}            # packed patch size; the paper uses 512 (the generated raws are 512 x 768)
 SAVE_FREQ=${SAVE_FREQ:-100}   # sample JPGs in result_Sony/<epoch>/ (the paper's 500 > the demo's 300)
+VAL_EVERY=${VAL_EVERY:-50}  # validations per run: EPOCHS / VAL_EVERY points on the plot
 
 py=$(bash scripts/make_venv.sh "${PYTHON:-python3}")
 echo "runtime: $("$py" -c 'import sys, tensorflow as tf; print("Python %s (%s), TensorFlow %s" % (sys.version.split()[0], sys.executable, tf.__version__))' 2>/dev/null)"
@@ -28,9 +30,14 @@ elif [ ! -f dataset/Sony_train_list.txt ] && ls dataset/Sony/long/*.dng >/dev/nu
 fi
 lists=.                                                     # the authors' lists, for the real data
 [ -f dataset/Sony_train_list.txt ] && lists=dataset
-echo "lists: $lists/Sony_{train,test}_list.txt"
-"$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" --save_freq="$SAVE_FREQ" \
-    --train_list="$lists/Sony_train_list.txt" "$@"
+echo "lists: $lists/Sony_{train,test,val}_list.txt"
+val=()                                                      # the real data: on if its files exist
+[ "$lists" = dataset ] && val=(--val_list=dataset/Sony_val_list.txt)
+mkdir -p result_Sony
+PYTHONUNBUFFERED=1 "$py" train_Sony.py --epochs="$EPOCHS" --ps="$PS" --save_freq="$SAVE_FREQ" \
+  --val_every="$VAL_EVERY" --train_list="$lists/Sony_train_list.txt" ${val[@]+"${val[@]}"} "$@" \
+  | tee -a result_Sony/train_log.txt
+"$py" scripts/plot_training.py --log=result_Sony/train_log.txt --out=result_Sony/training.png
 "$py" test_Sony.py --test_list="$lists/Sony_test_list.txt"
 "$py" eval.py --ssim=all
 "$py" scripts/montage.py --test_list="$lists/Sony_test_list.txt"

@@ -17,7 +17,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import ROOT, needs_horovod
-from train_Sony import STEP_LOG_RE
+from train_Sony import STEP_LOG_RE, VAL_LOG_RE
 
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
 RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
@@ -74,14 +74,14 @@ def checkpoint_digest(path):
     return digest.hexdigest(), len(reader.get_variable_to_shape_map())
 
 
-def horovodrun(probe, dataset, tmp, epochs, per_rank):
+def horovodrun(probe, dataset, tmp, epochs, per_rank, extra_env=None, extra_args=()):
     """Two CPU workers; per_rank holds the arguments that differ by rank ({rank} is replaced)."""
     args = ['horovodrun', '-np', str(WORLD), '-H', 'localhost:%d' % WORLD, '--gloo',
             sys.executable, str(probe), '--distributed=horovod', '--device=cpu',
             '--data_dir=%s' % dataset, '--train_list=%s' % (dataset / 'Sony_train_list.txt'),
             '--cache_dir=%s' % (tmp / 'cache'), '--epochs=%d' % epochs, '--ps=%d' % PS,
-            '--save_freq=1', '--cache_workers=1', ' '.join(per_rank)]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
+            '--save_freq=1', '--cache_workers=1'] + list(extra_args) + [' '.join(per_rank)]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2', **(extra_env or {}))
     out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          universal_newlines=True, env=env, timeout=TIMEOUT)
     assert out.returncode == 0, out.stdout[-3000:]
@@ -143,6 +143,46 @@ def test_horovod_two_workers_train_identically_and_only_rank0_writes(tiny_datase
     latest = tf.train.latest_checkpoint(str(tmp_path / 'ckpt0'))
     assert latest.endswith('model.ckpt-6')
     assert found[0][0] == checkpoint_digest(latest)[0]
+
+
+# Rank 0's validation made slower than Horovod's Gloo timeout (set to GLOO_TIMEOUT below).
+SLOW_VALIDATION = r'''
+import time
+import train_Sony
+_validate = train_Sony.validate
+
+
+def slow_validate(*args):
+    time.sleep(%d)
+    return _validate(*args)
+
+
+train_Sony.validate = slow_validate
+'''
+GLOO_TIMEOUT, VALIDATION_SLEEP = 5, 8
+
+
+@needs_horovod
+def test_horovod_only_rank0_validates_and_rank1_waits_without_timing_out(tiny_dataset, tmp_path):
+    """Validation has no collective inside: rank 1 goes on to the next step and blocks in its
+    allreduce until rank 0 is back, here for longer than Gloo's timeout."""
+    probe = tmp_path / 'probe.py'
+    probe.write_text(SLOW_VALIDATION % VALIDATION_SLEEP + PROBE)
+    by_rank = horovodrun(
+        probe, tiny_dataset, tmp_path, 2,
+        ['--seed=1{rank}', '--checkpoint_dir=%s/ckpt{rank}' % tmp_path,
+         '--result_dir=%s/result{rank}' % tmp_path],
+        extra_env={'HOROVOD_GLOO_TIMEOUT_SECONDS': str(GLOO_TIMEOUT)},
+        extra_args=['--val_list=%s' % (tiny_dataset / 'Sony_val_list.txt'), '--val_every=1'])
+    found = digests(by_rank)
+    assert found[0] == found[1]  # the ranks stayed in step through both validations
+    val = [VAL_LOG_RE.match(line).groups() for line in by_rank[0] if VAL_LOG_RE.match(line)]
+    assert [g[0] for g in val] == ['1', '2']
+    assert all(float(g[6]) >= VALIDATION_SLEEP for g in val)
+    assert not [line for line in by_rank.get(1, []) if 'alidation' in line]
+    assert (tmp_path / 'ckpt0' / 'best' / 'best.json').exists()
+    assert not (tmp_path / 'ckpt1').exists() or not os.listdir(str(tmp_path / 'ckpt1'))
+    assert not (tmp_path / 'result1').exists() or not os.listdir(str(tmp_path / 'result1'))
 
 
 def two_device_table(tmp_path):

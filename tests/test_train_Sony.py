@@ -3,6 +3,7 @@ logs, a two-epoch run, resume (after a normal end, SIGTERM, kill -9, from a copi
 unreadable checkpoint), the learning-rate schedule, fine-tuning, and every fault of issues 4 and 9.
 Runs use tiny generated raws and 32 x 32 patches."""
 import glob
+import json
 import os
 import random
 import resource
@@ -18,6 +19,7 @@ import tensorflow.compat.v1 as tf
 
 from conftest import ROOT, make_tiny_dataset, run_script
 
+import camera
 import checkpoints
 import network
 import sid_io
@@ -495,3 +497,263 @@ def test_kill_9_during_a_save_and_at_random_resumes_at_the_last_saved_epoch(data
     assert [int(g[0]) for g in parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)] == [done + 1]
     assert len(checkpoints.prefixes(str(ckpt))) == min(2, done + 1)
     assert all(n.endswith(('.index', '.data-00000-of-00001')) for n in step_files(ckpt))
+
+
+# ---------------------------------------------------------------- validation (issue 11)
+
+def val_list(data):
+    return os.path.join(str(data), 'Sony_val_list.txt')
+
+
+def test_validation_log_line_parses_back_with_its_regex():
+    line = train_Sony.VAL_LOG % (100, 36, 28.123456, 0.7712345, 28.5, 80, 612.34)
+    assert train_Sony.VAL_LOG_RE.match(line).groups() == (
+        '100', '36', '28.1235', '0.7712', '28.5000', '80', '612.3')
+    assert train_Sony.VAL_LOG_RE.match(train_Sony.VAL_LOG % (1, 1, float('inf'), 1.0,
+                                                             float('inf'), 1, 0.1))
+    for regex in (train_Sony.STEP_LOG_RE, train_Sony.EPOCH_LOG_RE, train_Sony.FIRST_STEP_LOG_RE):
+        assert not regex.match(line)
+    assert 'Loss=' not in line and 'Time=' not in line  # ModelZoo greps see step lines only
+
+
+def test_validation_pairs_default_explicit_and_off(data, tmp_path):
+    said = []
+    got = train_Sony.validation_pairs(val_list(data), True, str(data), said.append)
+    assert [os.path.basename(p.short)[:8] for p in got] == ['20001_00'] and not said
+    assert train_Sony.validation_pairs('', False, str(data), said.append) is None and not said
+    # The default list whose files are absent (the authors' list over the tiny data): off, 1 line.
+    official = os.path.join(ROOT, 'Sony_val_list.txt')
+    assert train_Sony.validation_pairs(official, False, str(data), said.append) is None
+    assert len(said) == 1 and said[0].startswith(
+        'validation off: %s: 56 files of its 36 burst _00 pairs are missing under %s'
+        % (official, data))
+    assert train_Sony.validation_pairs(str(tmp_path / 'none.txt'), False, str(data),
+                                       said.append) is None
+    assert said[1].startswith('validation off: %s not found' % (tmp_path / 'none.txt'))
+    # Named on the command line, the same list is an error naming its first missing file.
+    with pytest.raises(sid_io.SidError) as e:
+        train_Sony.validation_pairs(official, True, str(data), said.append)
+    assert str(e.value).startswith('%s:1: file not found: ' % official)
+    lines = open(val_list(data)).read().splitlines()
+    only_burst_1 = str(tmp_path / 'burst1.txt')
+    sid_io.write_list([l for l in lines if '_01_' in l.split()[0]], only_burst_1)
+    with pytest.raises(sid_io.SidError) as e:
+        train_Sony.validation_pairs(only_burst_1, True, str(data), said.append)
+    assert 'no pairs with burst index _00' in str(e.value) and len(said) == 2
+
+
+class _Stop(object):
+    def __init__(self, signum=None):
+        self.signum = signum
+
+
+def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
+    import inference
+    import metrics
+    pairs = train_Sony.training_pairs(sid_io.read_list(val_list(data), str(data)), True)
+    raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
+    entries = sid_io.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
+                                 progress=False)
+    cached = train_Sony.CachedPairs(pairs, entries)
+    with tf.Graph().as_default():
+        packed, output = inference.build_network()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            psnr, ssim = train_Sony.validate(sess, packed, output, cached, _Stop())
+            # The official path: pack_raw + amplify, the network, 8-bit images as test_Sony writes.
+            x = sid_io.amplify(sid_io.pack_raw(pairs[0].short), cached.ratios[0])
+            out = inference.to_uint(sess.run(output, {packed: x[None]})[0])
+            gt = inference.to_uint(sid_io.read_ground_truth(pairs[0][1]))
+            assert (psnr, ssim) == (metrics.psnr(out, gt), metrics.ssim(out, gt, 'skimage'))
+            assert train_Sony.validate(sess, packed, output, cached, _Stop(15)) is None
+
+
+def best_files(folder):
+    return sorted(os.listdir(str(folder)))
+
+
+def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_restart(
+        data, tmp_path, monkeypatch):
+    """Scripted scores drive the rule; the weights are set to the epoch before each validation,
+    so the best checkpoint's content tells which epoch it holds."""
+    pairs = train_Sony.training_pairs(sid_io.read_list(val_list(data), str(data)), True)
+    held = type('Held', (), {'pairs': pairs, 'profile': camera.SONY})()
+    best_dir = tmp_path / 'ckpt' / 'best'
+    scores = []
+    monkeypatch.setattr(train_Sony, 'validate', lambda *args: scores.pop(0))
+    said = []
+
+    def run(sequence, fresh_start, first_epoch):
+        """Validate after each epoch of `sequence` ((psnr, ssim) each); the parsed log lines."""
+        scores.extend(sequence)
+        with tf.Graph().as_default():
+            network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+            weights_saver = tf.train.Saver(network.model_variables())
+            bias = [v for v in network.model_variables() if v.op.name == 'g_conv1_1/biases'][0]
+            validator = train_Sony.Validator(held, 'val.txt', str(best_dir), weights_saver,
+                                             fresh_start, said.append)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                writer = tf.summary.FileWriter(str(tmp_path / 'tb'))
+                for epoch in range(first_epoch, first_epoch + len(sequence)):
+                    sess.run(bias.assign(tf.fill(tf.shape(bias), float(epoch))))
+                    assert validator(sess, epoch, 10 * epoch, writer, _Stop())
+                writer.close()
+        return [train_Sony.VAL_LOG_RE.match(line).groups() for line in said
+                if train_Sony.VAL_LOG_RE.match(line)]
+
+    def best_epoch_held():
+        prefix = checkpoints.find(str(best_dir))
+        return int(tf.train.load_variable(prefix, 'g_conv1_1/biases')[0]), prefix
+
+    logged = run([(20.0, 0.5), (19.0, 0.6), (21.0, 0.4), (21.0, 0.9), (18.0, 0.1)], True, 1)
+    assert [(g[2], g[4], g[5]) for g in logged] == [
+        ('20.0000', '20.0000', '1'), ('19.0000', '20.0000', '1'), ('21.0000', '21.0000', '3'),
+        ('21.0000', '21.0000', '3'), ('18.0000', '21.0000', '3')]
+    assert best_epoch_held() == (3, str(best_dir / 'model.ckpt-30'))
+    assert best_files(best_dir) == ['best.json', 'checkpoint', 'model.ckpt-30.data-00000-of-00001',
+                                    'model.ckpt-30.index']
+    record = json.load(open(str(best_dir / 'best.json')))
+    assert (record['epoch'], record['global_step'], record['psnr'], record['ssim'],
+            record['checkpoint'], record['ssim_protocol']) == (3, 30, 21.0, 0.4, 'model.ckpt-30',
+                                                               'skimage')
+    assert record['pairs'] == [os.path.basename(pairs[0].short)]
+    assert not [n for n in os.listdir(str(best_dir.parent)) if n != 'best']  # nothing else
+
+    # A restart reads the best score back (and clears a killed save's leftovers in best/).
+    (best_dir / '.tmp-killed').write_bytes(b'x')
+    del said[:]
+    logged = run([(20.5, 0.9), (22.0, 0.8)], False, 6)
+    assert said[0] == 'removed 1 leftovers of an interrupted save from %s (.tmp-killed)' % best_dir
+    assert [(g[0], g[4], g[5]) for g in logged] == [('6', '21.0000', '3'), ('7', '22.0000', '7')]
+    assert best_epoch_held() == (7, str(best_dir / 'model.ckpt-70'))
+
+    # best/ of an earlier run while the main folder has nothing to resume: refused.
+    with pytest.raises(sid_io.SidError) as e:
+        run([], True, 1)
+    assert 'holds the best checkpoint of an earlier run (epoch 7)' in str(e.value)
+    # A record of other pairs cannot be compared: refused, naming the file.
+    other = dict(record, pairs=['20002_00_0.1s.dng'], checkpoint='model.ckpt-70')
+    with open(str(best_dir / 'best.json'), 'w') as f:
+        json.dump(other, f)
+    with pytest.raises(sid_io.SidError) as e:
+        run([], False, 1)
+    assert str(e.value).startswith('%s: the best checkpoint was scored on other validation pairs'
+                                   % (best_dir / 'best.json'))
+    # A kill between the checkpoint and its record: one warning, the next validation rewrites both.
+    with open(str(best_dir / 'best.json'), 'w') as f:
+        json.dump(dict(record, checkpoint='model.ckpt-30'), f)
+    del said[:]
+    logged = run([(1.0, 0.1)], False, 8)
+    assert said[0] == ('warning: %s names model.ckpt-30 but %s holds model.ckpt-70 (an '
+                       'interrupted update); the next validation replaces both'
+                       % (best_dir / 'best.json', best_dir))
+    assert [(g[4], g[5]) for g in logged] == [('1.0000', '8')]
+    assert best_epoch_held() == (8, str(best_dir / 'model.ckpt-80'))
+
+
+@pytest.fixture(scope='module')
+def validated(data, tmp_path_factory):
+    """Three epochs validated after each, shared read-only."""
+    work = tmp_path_factory.mktemp('validated')
+    proc = train(data, work, '--epochs=3', '--val_list=%s' % val_list(data), '--val_every=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc
+
+
+def summaries(folder):
+    found = {}
+    for path in glob.glob(os.path.join(str(folder), 'events.out.tfevents.*')):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append(value.simple_value)
+    return found
+
+
+def test_validation_logs_scores_and_keeps_the_best_checkpoint(data, validated):
+    work, proc = validated
+    lines = parsed(proc.stdout, train_Sony.VAL_LOG_RE)
+    assert [(g[0], g[1]) for g in lines] == [('1', '1'), ('2', '1'), ('3', '1')]
+    psnrs = [float(g[2]) for g in lines]
+    assert [float(g[4]) for g in lines] == [max(psnrs[:i + 1]) for i in range(3)]
+    best = 1 + psnrs.index(max(psnrs))
+    assert int(lines[-1][5]) == best
+    record = json.load(open(str(work / 'ckpt' / 'best' / 'best.json')))
+    assert record['epoch'] == best and '%.4f' % record['psnr'] == lines[-1][4]
+    assert best_files(work / 'ckpt' / 'best') == [
+        'best.json', 'checkpoint', 'model.ckpt-%d.data-00000-of-00001' % (STEPS * best),
+        'model.ckpt-%d.index' % (STEPS * best)]
+    # keep-2 and leftover removal of the main folder leave best/ alone.
+    assert best_files(work / 'ckpt') == ['best', 'checkpoint', 'model.ckpt-6.data-00000-of-00001',
+                                         'model.ckpt-6.index', 'model.ckpt-9.data-00000-of-00001',
+                                         'model.ckpt-9.index']
+    assert checkpoints.remove_leftovers(str(work / 'ckpt')) == []
+    tags = summaries(work / 'result')
+    assert [round(v, 4) for v in tags['val_psnr']] == psnrs
+    assert len(tags['val_ssim']) == 3
+    assert ('validation every 1 epochs on 1 burst _00 pairs of %s, best checkpoint in %s'
+            % (val_list(data), work / 'ckpt' / 'best')) in proc.stdout
+
+
+def test_test_Sony_runs_the_best_checkpoint_and_eval_gives_the_validation_scores(
+        data, validated, tmp_path):
+    """Validation is test_Sony.py + eval.py on the validation pairs: the same numbers."""
+    work, _ = validated
+    best = str(work / 'ckpt' / 'best')
+    proc = run_script('test_Sony.py', '--data_dir=%s' % data, '--test_list=%s' % val_list(data),
+                      '--checkpoint_dir=%s/' % best, '--result_dir=%s' % tmp_path,
+                      '--device=cpu')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'checkpoint %s' % checkpoints.find(best) in proc.stdout
+    proc = run_script('eval.py', '--result_dir=%s' % tmp_path, '--jobs=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.load(open(os.path.join(best, 'best.json')))
+    assert 'average psnr: %.4f' % record['psnr'] in proc.stdout.splitlines()
+    assert 'average ssim: %.4f' % record['ssim'] in proc.stdout.splitlines()
+
+
+def test_a_resumed_run_keeps_the_best_score(data, validated, tmp_path):
+    shutil.copytree(os.path.join(str(validated[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    before = json.load(open(str(tmp_path / 'ckpt' / 'best' / 'best.json')))
+    proc = train(data, tmp_path, '--epochs=4', '--val_list=%s' % val_list(data), '--val_every=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (g,) = parsed(proc.stdout, train_Sony.VAL_LOG_RE)
+    after = json.load(open(str(tmp_path / 'ckpt' / 'best' / 'best.json')))
+    if float(g[2]) > before['psnr']:
+        assert (after['epoch'], g[5]) == (4, '4')
+    else:
+        assert after == before and (g[4], g[5]) == ('%.4f' % before['psnr'], str(before['epoch']))
+    assert 'warning' not in proc.stdout
+
+
+STARTUP_LINES = ('device=cpu precision=fp32', 'Sony: 6 pairs in 3 scenes (3 on this rank), 3 steps')
+
+
+def test_validation_off_is_the_training_without_it(data, trained, tmp_path):
+    """--val_list= prints exactly the lines and writes exactly the files of a run without
+    validation; the default list without its files adds one line only."""
+    proc = train(data, tmp_path, '--epochs=1', '--val_list=')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [l.startswith(s) for l, s in zip(lines, STARTUP_LINES)] == [True, True]
+    regexes = [train_Sony.FIRST_STEP_LOG_RE] + [train_Sony.STEP_LOG_RE] * STEPS + [
+        train_Sony.EPOCH_LOG_RE]
+    assert len(lines) == 2 + len(regexes)
+    assert all(r.match(l) for r, l in zip(regexes, lines[2:]))
+    assert best_files(tmp_path / 'ckpt') == ['checkpoint', 'model.ckpt-3.data-00000-of-00001',
+                                             'model.ckpt-3.index']
+    assert [n for n in os.listdir(str(tmp_path / 'result')) if 'tfevents' not in n] == []
+    assert sorted(summaries(tmp_path / 'result')) == ['epoch_loss', 'learning_rate', 'loss']
+    # The default: the authors' list over data without its files.
+    off = [l for l in trained[1].stdout.splitlines() if 'alidation' in l]
+    assert len(off) == 1 and off[0].startswith('validation off: ')
+    assert not (trained[0] / 'ckpt' / 'best').exists()
+
+
+def test_an_explicit_validation_list_with_missing_files_fails_before_training(data, tmp_path):
+    lines = open(val_list(data)).read().splitlines()
+    bad = str(tmp_path / 'val.txt')
+    sid_io.write_list([lines[0].replace('20001_', '20009_')], bad)
+    proc = train(data, tmp_path, '--epochs=1', '--val_list=%s' % bad)
+    assert_one_line_error(proc, bad + ':1: file not found', '20009_00_')
+    assert not os.path.exists(str(tmp_path / 'ckpt'))
