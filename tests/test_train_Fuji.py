@@ -98,3 +98,21 @@ def test_resume_continues_at_the_next_epoch(tiny_fuji_dataset, trained, tmp_path
     assert 'Epoch 3 done: steps=%d' % STEPS in proc.stdout and 'Epoch 2 done' not in proc.stdout
     prefix = tf.train.latest_checkpoint(str(tmp_path / 'ckpt'))
     assert int(tf.train.load_variable(prefix, 'global_step')) == 3 * STEPS
+
+
+def test_validation_on_x_trans_keeps_a_best_checkpoint_that_test_fuji_runs(tiny_fuji_dataset,
+                                                                            tmp_path):
+    """Validation follows the profile: 9-channel cache entries, Fuji levels, block 3."""
+    proc = train(tiny_fuji_dataset, tmp_path, '--epochs=1', '--val_every=1',
+                 '--val_list=%s' % (tiny_fuji_dataset / 'Fuji_val_list.txt'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = [train_Sony.VAL_LOG_RE.match(l) for l in proc.stdout.splitlines()]
+    found = [m for m in found if m]
+    assert len(found) == 1 and found[0].group(1) == '1'
+    best = tmp_path / 'ckpt' / train_Sony.BEST_DIR
+    assert (best / train_Sony.BEST_FILE).is_file()
+    test = run_script('test_Fuji.py', '--data_dir=%s' % tiny_fuji_dataset,
+                      '--test_list=%s' % (tiny_fuji_dataset / 'Fuji_test_list.txt'),
+                      '--checkpoint_dir=%s' % best, '--result_dir=%s' % (tmp_path / 'res'))
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert 'tested 1 pairs' in test.stdout
