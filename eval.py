@@ -127,7 +127,7 @@ def list_results(final_dir, exclude_scenes=(), first_burst=False):
         gt_path = out_path[:-len('_out.png')] + '_gt.png'
         if not os.path.isfile(gt_path):
             raise sid_io.SidError('%s: no ground truth %s next to it' % (out_path,
-                                                                        os.path.basename(gt_path)))
+                                                                         os.path.basename(gt_path)))
         items.append((m.group(1), int(m.group(2)), int(m.group(3)), out_path, gt_path))
     return items
 
@@ -236,7 +236,7 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
     ])
     contents = (text.getvalue(), json.dumps(report, indent=1, allow_nan=False) + '\n',
                 '%s\n\n%s\n\n%s\n' % (protocol, describe_checkpoints(scores),
-                                        markdown_table(summary, protocols)))
+                                      markdown_table(summary, protocols)))
     with contextlib.ExitStack() as stack:
         for path, content in zip(paths, contents):
             stack.enter_context(sid_io.atomic_write(path, 'w')).write(content)

@@ -91,6 +91,22 @@ def to_uint(x, dtype=np.uint8):
     return y.astype(dtype)
 
 
+def postprocessed_to_uint8(rgb16, gain=1.0):
+    """8-bit PNG content of rgb16 / 65535 * gain, a block of rows at a time.
+
+    With gain 1 this is exactly to_uint(sid_io.read_ground_truth(...)), without the two
+    full-size float32 copies (145 MB each at 2848 x 4256) that would stack on TF's memory pool.
+    """
+    out = np.empty(rgb16.shape, np.uint8)
+    rows = BLOCK_ROWS
+    for top in range(0, rgb16.shape[0], rows):
+        block = rgb16[top:top + rows].astype(np.float32) / np.float32(sid_io.GT_SCALE)
+        if gain != 1.0:
+            block *= np.float32(gain)
+        out[top:top + rows] = to_uint(block)
+    return out
+
+
 def build_network(profile=camera.SONY, height=None, width=None):
     """Input placeholder [1, height, width, profile.channels] (None: any size) and the [0, 1]
     output [1, block height, block width, 3]."""

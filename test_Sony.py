@@ -54,13 +54,16 @@ PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 writes a 36 MB RGB image 
 STAMP_KEY = 'sid_checkpoint'
 INFERENCE_KEY = 'sid_inference'
 
+
 def define_flags():
     from absl import flags
     camera.define_flag()
     flags.DEFINE_string('data_dir', './dataset', 'dataset root: list paths are relative to it')
-    flags.DEFINE_string('test_list', './Sony_test_list.txt', 'test pairs, "short long ISO F" per line')
+    flags.DEFINE_string('test_list', './Sony_test_list.txt',
+                        'test pairs, "short long ISO F" per line')
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
-                        'folder with model.ckpt* (latest checkpoint is used) or a checkpoint prefix')
+                        'folder with model.ckpt* (latest checkpoint is used) or a checkpoint '
+                        'prefix')
     flags.DEFINE_string('result_dir', './result_Sony/', 'PNGs are written to <result_dir>/final/')
     flags.DEFINE_bool('all_pairs', False, 'test every pair of the list, not only burst frame _00')
     flags.DEFINE_bool('overwrite', False, 'recompute pairs whose PNGs already exist (outputs of '
@@ -171,26 +174,10 @@ def made_here(finished, stamp, rt, tile, overlap, block=camera.SONY.block):
     info, (width, height) = finished
     return (same_checkpoint(info.get(STAMP_KEY), stamp) and
             info.get(INFERENCE_KEY) == inference_stamp(rt, tile, overlap,
-                                                        (height // block, width // block)))
+                                                       (height // block, width // block)))
 
 
 # ---------------------------------------------------------------- inference
-
-def postprocessed_to_uint8(rgb16, gain=1.0):
-    """8-bit PNG content of rgb16 / 65535 * gain, a block of rows at a time.
-
-    With gain 1 this is exactly to_uint(sid_io.read_ground_truth(...)), without the two
-    full-size float32 copies (145 MB each at 2848 x 4256) that would stack on TF's memory pool.
-    """
-    out = np.empty(rgb16.shape, np.uint8)
-    rows = inference.BLOCK_ROWS
-    for top in range(0, rgb16.shape[0], rows):
-        block = rgb16[top:top + rows].astype(np.float32) / np.float32(sid_io.GT_SCALE)
-        if gain != 1.0:
-            block *= np.float32(gain)
-        out[top:top + rows] = inference.to_uint(block)
-    return out
-
 
 def mean_level(rgb16):
     """Mean of rgb16 / 65535 (float64 accumulation)."""
@@ -202,17 +189,17 @@ def save_ground_truth_and_scale(pair, paths, profile=camera.SONY):
     crops) and the _scale.png baseline."""
     gt16 = sid_io.develop(pair.long, profile.packing)
     gt_mean, gt_shape = mean_level(gt16), gt16.shape
-    save_png(postprocessed_to_uint8(gt16), paths['gt'])
+    save_png(inference.postprocessed_to_uint8(gt16), paths['gt'])
     del gt16
     # The paper's "scaling" baseline: the short exposure's own image times mean(gt) / its mean.
     short16 = sid_io.develop(pair.short, profile.packing)
     if short16.shape != gt_shape:
-        raise sid_io.SidError('%s: postprocessed size %dx%d differs from its ground truth %s (%dx%d)'
-                              % (pair.short, short16.shape[1], short16.shape[0], pair.long,
-                                 gt_shape[1], gt_shape[0]))
+        raise sid_io.SidError('%s: postprocessed size %dx%d differs from its ground truth %s '
+                              '(%dx%d)' % (pair.short, short16.shape[1], short16.shape[0],
+                                           pair.long, gt_shape[1], gt_shape[0]))
     short_mean = mean_level(short16)
-    save_png(postprocessed_to_uint8(short16, gt_mean / short_mean if short_mean > 0 else 1.0),
-             paths['scale'])
+    gain = gt_mean / short_mean if short_mean > 0 else 1.0
+    save_png(inference.postprocessed_to_uint8(short16, gain), paths['scale'])
 
 
 def save_png(image, path, texts=()):
@@ -249,7 +236,7 @@ def main(argv):
     removed = checkpoints.remove_leftovers(final_dir)
     if removed:
         print('removed %d temporary files of an interrupted run from %s' % (len(removed),
-                                                                             final_dir))
+                                                                            final_dir))
 
     packed_ph, output = inference.build_network(profile)
     variables = network.model_variables()

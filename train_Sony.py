@@ -59,8 +59,9 @@ PREFETCH_BATCHES = 4     # batches ready ahead of the step
 
 # ---------------------------------------------------------------- validation
 VAL_LIST = './Sony_val_list.txt'  # the authors' list: on by default when its _00 files exist
-VAL_EVERY = 200          # epochs: 5 points over the seed's 1001 epochs, 20 over the paper's 4000;
-                         # one full-resolution pass of the 36 Sony pairs costs ~1.6 CPU epochs
+# epochs between validations: 5 points over the seed's 1001 epochs, 20 over the paper's 4000;
+# one full-resolution pass of the 36 Sony pairs costs ~1.6 CPU epochs
+VAL_EVERY = 200
 VAL_SSIM = 'skimage'     # eval.py's default SSIM protocol (metrics.SSIM_PROTOCOLS)
 VAL_TILE = 1072          # packed px: 2 x 2 tiles on a Sony frame, bounded memory, exact result
 VAL_PROTOCOL = ('mean PSNR and SSIM (%s) over the burst _00 pairs, 8-bit RGB, full resolution: '
@@ -331,7 +332,6 @@ def validate(sess, packed_ph, output, data, stop):
     """
     import inference
     import metrics
-    from test_Sony import postprocessed_to_uint8
     scores = []
     for i in range(len(data.pairs)):
         packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *camera.levels(data.profile))
@@ -339,7 +339,7 @@ def validate(sess, packed_ph, output, data, stop):
         out, = inference.run_network(sess, packed_ph, output, packed, VAL_TILE,
                                      block=data.profile.block)
         del packed
-        gt = postprocessed_to_uint8(sid_io.open_cached(data.targets[i]))
+        gt = inference.postprocessed_to_uint8(sid_io.open_cached(data.targets[i]))
         scores.append((metrics.psnr(out, gt), metrics.ssim(out, gt, VAL_SSIM)))
         if stop.signum is not None:
             return None
@@ -441,7 +441,7 @@ def save_sample(result_dir, epoch, scene_id, ratio, target, output):
     path = os.path.join(result_dir, SAMPLE_DIR % epoch, SAMPLE_NAME % (scene_id, int(round(ratio))))
     with sid_io.atomic_path(path) as tmp:
         Image.fromarray((image * 255.0 + 0.5).astype(np.uint8)).save(tmp, 'JPEG',
-                                                                      quality=JPEG_QUALITY)
+                                                                     quality=JPEG_QUALITY)
 
 
 def scalar_summary(writer, tag, value, step):
@@ -497,7 +497,7 @@ def main(argv):
     mine = OrderedDict((s, scenes[s]) for s in dist.shard(list(scenes)))
     if not mine:
         raise sid_io.SidError('%s: %d scenes cannot feed %d ranks' % (f.train_list, len(scenes),
-                                                                     dist.size))
+                                                                      dist.size))
     my_pairs = [i for members in mine.values() for i in members]
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     long_raws = [pairs[i].long for i in my_pairs]  # novm

@@ -37,7 +37,7 @@ EVAL_RE = re.compile(r'evaluated (\d+) images in ([\d.]+) s')
 
 
 def make_checkpoint(prefix, seed=0, realistic_scale=True, profile=camera.SONY):
-    """Save a U-Net checkpoint with network.py's names, like the released model, from random weights.
+    """A U-Net checkpoint with network.py's names, like the released model, of random weights.
 
     realistic_scale=False keeps network.py's own initialisation (Glorot, zero biases).
     """
@@ -120,7 +120,8 @@ def read_png(path):
 
 
 def bench_test(f, work, data_dir, test_list, checkpoint, profile):
-    """test_Sony.py untiled vs tiled: time, peak RSS, 8-bit differences. Returns the untiled final/."""
+    """test_Sony.py untiled vs tiled: time, peak RSS, 8-bit differences; returns the untiled
+    final/."""
     # Alternated so background load hits all settings alike.
     settings = [('untiled', [])]
     for tile in f.tile:
@@ -156,7 +157,8 @@ def bench_test(f, work, data_dir, test_list, checkpoint, profile):
         for out_name in out_names:
             diff = np.abs(read_png(os.path.join(result_dir, 'final', out_name)).astype(np.int16)
                           - read_png(os.path.join(final, out_name)))
-            worst, differing = max(worst, int(diff.max())), differing + int((diff > 0).any(-1).sum())
+            worst = max(worst, int(diff.max()))
+            differing += int((diff > 0).any(-1).sum())
         print('| %s | %.2f | %.2f | %.1f | %.2f | %d | %.1f | %d | %d |'
               % (name, seconds, seconds / best['untiled'][0], cpu, cpu / best['untiled'][1], rss,
                  wall, worst, differing))
@@ -193,12 +195,12 @@ def bench_eval(f, work, final):
           % (f.eval_images, timings[1], os.cpu_count(), timings[0], timings[1] / timings[0]))
 
 
-
 def define_flags():
     from absl import flags
     camera.define_flag(sets='the generated raws\' CFA and size and the network')
     flags.adopt_module_key_flags(camera)
-    flags.DEFINE_string('work_dir', '/tmp/sid_bench', 'generated data and results (outside the repo)')
+    flags.DEFINE_string('work_dir', '/tmp/sid_bench',
+                        'generated data and results (outside the repo)')
     flags.DEFINE_string('checkpoint_dir', '', 'trained checkpoint; empty = random (see docstring)')
     flags.DEFINE_multi_integer('tile', [512], 'tile sizes to compare with untiled inference')
     flags.DEFINE_integer('tile_overlap', 0, 'overlap for the tiled runs; 0 = test_Sony.py default')

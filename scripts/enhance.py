@@ -180,8 +180,8 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap):
         if list(packed.shape[:2]) != fixed:
             raise sid_io.SidError('%s: packs to %dx%d, the graph %s takes only %dx%d; export one '
                                   'with any size for this camera' % (raw, packed.shape[0],
-                                                                    packed.shape[1], model.source,
-                                                                    fixed[0], fixed[1]))
+                                                                     packed.shape[1], model.source,
+                                                                     fixed[0], fixed[1]))
         tile = 0
     dtypes = (np.uint8, np.uint16)[:len(paths)]
     bar = tqdm(total=inference.tile_count(packed.shape[0], packed.shape[1], tile, overlap),

@@ -66,7 +66,7 @@ def freeze(model):
     import tensorflow.compat.v1 as tf
     graph_def = model.session.graph.as_graph_def()
     return tf.graph_util.convert_variables_to_constants(model.session, graph_def,
-                                                       [inference.OUTPUT_NAME])
+                                                        [inference.OUTPUT_NAME])
 
 
 def write_savedmodel(model, path):

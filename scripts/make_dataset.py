@@ -184,7 +184,8 @@ def long_exposure(rng, scene, camera):
 
 
 def short_exposure(rng, long_raw, ratio, iso, camera):
-    """Raw counts of a `ratio`-times shorter exposure: shot noise (gain grows with ISO) + read noise."""
+    """Raw counts of a `ratio`-times shorter exposure: shot noise (gain grows with ISO) plus read
+    noise."""
     signal = (long_raw.astype(np.float32) - camera.black).clip(0) / ratio
     gain = iso / 400.0  # DN per electron: higher ISO, fewer electrons per count, more noise
     electrons = rng.poisson(signal / gain)
@@ -226,7 +227,7 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
             iso = int(rng.choice(ISO_CHOICES))
             for burst in range(bursts):
                 short_rel = './%s/short/%05d_%02d_%gs.dng' % (camera.folder, sid, burst,
-                                                               short_time)
+                                                              short_time)
                 ratio = sid_io.exposure_ratio(short_rel, long_rel)
                 raw = short_exposure(rng, long_raw, ratio, iso, camera)
                 write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,

@@ -24,7 +24,8 @@ from collections import OrderedDict
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from train_Sony import EPOCH_LOG_RE, STEP_LOG_RE  # noqa: E402  (the format the training prints)
-from eval import PSNR_LOG_RE as PSNR_RE, SSIM_LOG_RE as SSIM_RE  # noqa: E402  (eval's closing lines)
+# eval.py's closing lines
+from eval import PSNR_LOG_RE as PSNR_RE, SSIM_LOG_RE as SSIM_RE  # noqa: E402
 
 NETWORK = 'SID_Sony'
 DEFAULT_WARMUP_STEPS = 5   # first steps include graph compilation and cache warm-up

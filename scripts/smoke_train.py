@@ -98,7 +98,7 @@ def main(argv):
         losses = [float(m.group(3)) for m in (train_Sony.EPOCH_LOG_RE.match(line)
                                               for line in proc.stdout.splitlines()) if m]
         print('| %s | %.4f | %.2f | %.2f | %.1f |' % (epochs, losses[-1], evaluate(ckpt, held_out),
-                                                     baseline, (time.time() - start) / 60))
+                                                      baseline, (time.time() - start) / 60))
         sys.stdout.flush()
 
 

@@ -1,7 +1,6 @@
 """scripts/build_cache.py: builds, verifies and repairs the decoded-raw cache; a cache folder that
 cannot be written is one line, exit 1, before any decoding."""
 import glob
-import os
 
 import pytest
 

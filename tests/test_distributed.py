@@ -277,4 +277,4 @@ def test_horovod_inside_gpu_loss_scaling_trains():
                          stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split('\n')[-2] == ('MixedPrecisionLossScaleOptimizer _DistributedOptimizer '
-                                           '[0.9, -1.9]')
+                                          '[0.9, -1.9]')

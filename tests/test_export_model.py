@@ -1,5 +1,6 @@
-"""scripts/export_model.py: the frozen graph and the SavedModel reproduce the checkpoint bit for bit,
-ONNX (onnxruntime) within 1e-4; a fixed-shape graph for Ascend's ATC; enhance runs from a graph."""
+"""scripts/export_model.py: the frozen graph and the SavedModel reproduce the checkpoint bit for
+bit, ONNX (onnxruntime) within 1e-4; a fixed-shape graph for Ascend's ATC; enhance runs from a
+graph."""
 import os
 
 import numpy as np

@@ -48,7 +48,8 @@ def test_variables_match_the_released_checkpoint():
         found = {v.op.name: tuple(v.shape.as_list()) for v in tf.global_variables()}
         assert {v.op.name for v in network.model_variables()} == set(RELEASED)
     assert found == RELEASED
-    assert sum(np.prod(s) for s in RELEASED.values()) == 7760268  # 31.0 MB of float32 gradients per step
+    # 31.0 MB of float32 gradients per step
+    assert sum(np.prod(s) for s in RELEASED.values()) == 7760268
 
 
 def test_model_variables_leave_out_optimizer_slots_and_counters():
@@ -259,7 +260,8 @@ def test_forward_pass_matches_an_independent_numpy_unet():
         for v in tf.global_variables():
             v.load(params[v.op.name], sess)
         out = sess.run(y, {xin: x})[0]
-    expected = np_unet(x[0].astype(np.float64), {k: v.astype(np.float64) for k, v in params.items()})
+    params64 = {k: v.astype(np.float64) for k, v in params.items()}
+    expected = np_unet(x[0].astype(np.float64), params64)
     assert out.shape == expected.shape == (44, 68, 3)
     assert np.abs(expected).mean() > 0.1  # a non-trivial output
     np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())

@@ -37,7 +37,8 @@ def test_parse_name_rejects_names_without_exposure(name):
 
 def test_exposure_ratio_gives_the_three_sony_ratios_capped_at_300():
     long_ = '00001_00_10s.ARW'
-    ratios = [sid_io.exposure_ratio('00001_00_%ss.ARW' % t, long_) for t in ('0.1', '0.04', '0.033')]
+    shorts = ['00001_00_%ss.ARW' % t for t in ('0.1', '0.04', '0.033')]
+    ratios = [sid_io.exposure_ratio(short, long_) for short in shorts]
     assert ratios == pytest.approx([100, 250, 300])
     assert sid_io.exposure_ratio('00001_00_0.033s.ARW', long_) == sid_io.MAX_RATIO  # 303 -> 300
 
@@ -78,8 +79,8 @@ def test_read_list_bad_exposure_name_and_bad_iso(tiny_dataset, tmp_path):
                                          'ISO100 F8\n')
     with pytest.raises(sid_io.SidError, match=r'l\.txt:1: .*00001_00\.dng: file name does not'):
         sid_io.read_list(bad, str(tiny_dataset), check_files=False)
-    bad = write_text(tmp_path / 'm.txt', './Sony/short/00001_00_0.1s.dng ./Sony/long/00001_00_10s.dng '
-                                         '100 F8\n')
+    bad = write_text(tmp_path / 'm.txt', './Sony/short/00001_00_0.1s.dng '
+                                         './Sony/long/00001_00_10s.dng 100 F8\n')
     with pytest.raises(sid_io.SidError, match=r'm\.txt:1: ISO and F fields'):
         sid_io.read_list(bad, str(tiny_dataset), check_files=False)
 
@@ -90,8 +91,8 @@ def test_read_list_unreadable_list_names_it(tmp_path):
 
 
 def test_list_line_round_trips_through_the_parser(tmp_path):
-    line = sid_io.format_list_line('./Sony/short/00001_00_0.04s.ARW', './Sony/long/00001_00_10s.ARW',
-                                   200, 5.6)
+    line = sid_io.format_list_line('./Sony/short/00001_00_0.04s.ARW',
+                                   './Sony/long/00001_00_10s.ARW', 200, 5.6)
     assert line == './Sony/short/00001_00_0.04s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F5.6'
     sid_io.write_list([line], str(tmp_path / 'l.txt'))
     pair, = sid_io.read_list(str(tmp_path / 'l.txt'), str(tmp_path), check_files=False)
@@ -216,14 +217,17 @@ def test_corrupt_raw_names_the_file(tmp_path):
         sid_io.pack_raw(str(path))
 
 
+TRUNCATED = '00001_00_0.1s.dng: raw data is corrupt or truncated'
+
+
 def test_truncated_raw_names_the_file(tmp_path):
     path = write_raw(tmp_path / '00001_00_0.1s.dng', random_bayer((256, 384)))
     data = open(path, 'rb').read()
     with open(path, 'wb') as f:
         f.write(data[:len(data) // 2])
-    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: raw data is corrupt or truncated'):
+    with pytest.raises(sid_io.SidError, match=TRUNCATED):
         sid_io.pack_raw(path)
-    with pytest.raises(sid_io.SidError, match='00001_00_0.1s.dng: raw data is corrupt or truncated'):
+    with pytest.raises(sid_io.SidError, match=TRUNCATED):
         sid_io.read_ground_truth(path)
 
 
@@ -463,4 +467,3 @@ def test_unsupported_raws_are_refused_in_plain_words_on_one_line(tmp_path, capfd
         assert '\n' not in str(error.value)
     out, err = capfd.readouterr()
     assert (out, err) == ('', '')  # LibRaw's own "Unexpected end of file" is not printed too
-

@@ -71,7 +71,7 @@ def test_changed_raw_gets_a_new_entry_and_the_stale_one_goes(own_raw, tmp_path):
 
 @pytest.mark.parametrize('how', ['in place', 'replaced'])
 def test_raw_swapped_for_same_size_raw_with_mtime_restored_is_decoded_again(own_raw, tmp_path,
-                                                                           how):
+                                                                            how):
     """`cp other raw; touch -r saved raw` keeps size and mtime: the inode or ctime still moves."""
     data, raw = own_raw
     cache = str(tmp_path / 'cache')
@@ -132,7 +132,7 @@ DAMAGES = ['empty', 'garbage', 'fortran order', 'dtype', 'shape', 'truncated', '
 
 @pytest.mark.parametrize('how', DAMAGES)
 def test_damaged_entry_is_rebuilt_with_one_line_never_used(tiny_dataset, pair, tmp_path, how,
-                                                            capsys, fresh_process):
+                                                           capsys, fresh_process):
     cache = str(tmp_path / 'cache')
     job = [(pair.short, 'input')]
     path = sid_io.build_cache(job, cache, str(tiny_dataset), workers=1, progress=False)[job[0]]
@@ -153,7 +153,7 @@ def test_damaged_entry_is_rebuilt_with_one_line_never_used(tiny_dataset, pair, t
 
 
 def test_header_checks_run_without_verification_but_data_checks_need_it(tiny_dataset, pair,
-                                                                       tmp_path, fresh_process):
+                                                                        tmp_path, fresh_process):
     cache = str(tmp_path / 'cache')
     jobs = [(pair.short, 'input'), (pair[1], 'gt')]
     entries = sid_io.build_cache(jobs, cache, str(tiny_dataset), workers=1, progress=False)

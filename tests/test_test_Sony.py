@@ -67,7 +67,7 @@ def test_checkpoint_to_test_refuses_missing_and_unreadable_ones(tmp_path, checkp
         assert str(e.value) == (
             '%s: unreadable checkpoint (Read less bytes than requested); to test the previous '
             'checkpoint instead, pass --checkpoint_dir=%s' % (folder / 'model.ckpt-2',
-                                                             folder / 'model.ckpt-1'))
+                                                              folder / 'model.ckpt-1'))
         assert test_Sony.checkpoint_to_test(str(folder / 'model.ckpt-1'), variables)
 
 
@@ -90,12 +90,14 @@ def test_select_pairs_first_burst_and_name_clashes(tiny_dataset):
     first = test_Sony.select_pairs(pairs, False, list_path)
     assert [burst for _, _, burst, _ in first] == [0] * (len(pairs) // 2)
     assert len(test_Sony.select_pairs(pairs, True, list_path)) == len(pairs)
-    with pytest.raises(sid_io.SidError, match=r'Sony_test_list.txt:\d+: gives the same result name'):
+    same_name = r'Sony_test_list.txt:\d+: gives the same result name'
+    with pytest.raises(sid_io.SidError, match=same_name):
         test_Sony.select_pairs(pairs + pairs[:1], True, list_path)
 
 
 def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint):
-    data = ['--data_dir=%s' % tiny_dataset, '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt')]
+    data = ['--data_dir=%s' % tiny_dataset,
+            '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt')]
     result = tmp_path / 'result'
     proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint,
                                                 '--result_dir=%s' % result]))
@@ -177,7 +179,7 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
 
 
 def test_unwritable_result_folder_fails_in_one_line_before_any_work(tmp_path, tiny_dataset,
-                                                                   checkpoint):
+                                                                    checkpoint):
     (tmp_path / 'file').write_text('x')  # root ignores chmod: a folder under a regular file
     proc = run_script('test_Sony.py', '--data_dir=%s' % tiny_dataset,
                       '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),

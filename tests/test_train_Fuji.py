@@ -101,7 +101,7 @@ def test_resume_continues_at_the_next_epoch(tiny_fuji_dataset, trained, tmp_path
 
 
 def test_validation_on_x_trans_keeps_a_best_checkpoint_that_test_fuji_runs(tiny_fuji_dataset,
-                                                                            tmp_path):
+                                                                           tmp_path):
     """Validation follows the profile: 9-channel cache entries, Fuji levels, block 3."""
     proc = train(tiny_fuji_dataset, tmp_path, '--epochs=1', '--val_every=1',
                  '--val_list=%s' % (tiny_fuji_dataset / 'Fuji_val_list.txt'))

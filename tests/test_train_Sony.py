@@ -183,7 +183,7 @@ def test_two_epochs_log_checkpoint_samples_and_summaries(trained):
     work, proc = trained
     steps = parsed(proc.stdout, train_Sony.STEP_LOG_RE)
     assert [(int(e), int(s)) for e, s, _, _ in steps] == [(e, s) for e in (1, 2)
-                                                         for s in range(1, STEPS + 1)]
+                                                          for s in range(1, STEPS + 1)]
     assert all(np.isfinite(float(l)) and float(t) > 0 for _, _, l, t in steps)
     epochs = parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)
     assert [(int(g[0]), int(g[1])) for g in epochs] == [(1, STEPS), (2, STEPS)]
@@ -357,7 +357,7 @@ def test_damaged_cache_entry_is_rebuilt_before_training_never_used(data, tmp_pat
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, trained,
-                                                                              tmp_path):
+                                                                             tmp_path):
     shutil.copytree(os.path.join(str(trained[0]), 'ckpt'), str(tmp_path / 'ckpt'))
     before = latest_state(tmp_path)
     proc = train(data, tmp_path, '--epochs=4', '--learning_rate=1e30')
@@ -396,7 +396,7 @@ def test_a_copied_folder_resumes_from_its_own_files_and_keeps_two_checkpoints(da
     for step in (1, 2):  # older runs' checkpoints (the content does not matter)
         for ext in ('.index', '.data-00000-of-00001'):
             shutil.copy(str(ckpt / ('model.ckpt-3' + ext)), str(ckpt / ('model.ckpt-%d%s'
-                                                                       % (step, ext))))
+                                                                        % (step, ext))))
     leftovers = ['model.ckpt-9.data-00000-of-00001.tempstate4401', 'checkpoint.tmp' + 'e' * 32]
     for name in leftovers:
         (ckpt / name).write_bytes(b'\0' * 1000)
