@@ -590,7 +590,12 @@ def develop(path, packing='bayer'):
     """The paper's ground truth as uint16 RGB: postprocess, cropped to the packed size x block
     (the packing's multiple; a no-op for even-sized Bayer raws, as the authors' Fuji code crops
     its ground truth to the network's output)."""
-    rgb = postprocess(path, packing)
+    return _crop_to_packing(postprocess(path, packing), packing)
+
+
+def _crop_to_packing(rgb, packing):
+    """rgb cropped at the bottom and right to the packing's multiple, the size the network
+    outputs for the raw (pack_xtrans crops to multiples of 6)."""
     multiple = PACKINGS[packing].multiple
     height, width = (n // multiple * multiple for n in rgb.shape[:2])
     return rgb if (height, width) == rgb.shape[:2] else rgb[:height, :width]
@@ -638,18 +643,19 @@ def read_ground_truth(path):
     return postprocess(path).astype(np.float32) / np.float32(GT_SCALE)
 
 
-def develop_amplified(path, ratio):
+def develop_amplified(path, ratio, packing='bayer'):
     """The network's input as a picture: raw counts above black times `ratio`, clipped at white
-    (as pack_raw + amplify clip at 1), developed like the ground truth -> uint16 [H, W, 3].
+    (as pack_raw + amplify clip at 1), developed and cropped like the ground truth (develop) ->
+    uint16 [H, W, 3].
 
-    Uses the file's own levels and any CFA, so it shows other cameras' raws as they are.
+    Uses the file's own levels and any CFA of `packing`'s kind, so it shows raws as they are.
     """
     with open_raw(path) as raw:
         counts = raw.raw_image_visible  # LibRaw's buffer: postprocess develops what is written here
         black = float(np.mean(raw.black_level_per_channel))
         bright = (counts.astype(np.float32) - np.float32(black)) * np.float32(ratio) + black
         counts[:] = np.clip(bright, 0, raw.white_level)
-        return raw.postprocess(**GT_POSTPROCESS)
+        return _crop_to_packing(raw.postprocess(**GT_POSTPROCESS), packing)
 
 
 def read_exif(path):

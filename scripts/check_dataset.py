@@ -3,10 +3,12 @@
 A 25 GB download can be incomplete or corrupt. For each list this prints how many of its pairs
 are present - a partial download is one summary line per list, not a first error - then reads
 every listed file that exists through rawpy (the same path as training and testing) and prints
-one line per file that does not decode. Without list arguments it checks the authors' three Sony
-lists shipped in the project root.
+one line per file that does not decode or does not have the camera's colour filter. Without list
+arguments it checks the authors' three lists of the camera (--camera, Sony by default) shipped in
+the project root.
 
     python3 scripts/check_dataset.py --data_dir=dataset
+    python3 scripts/check_dataset.py --data_dir=dataset --camera=Fuji
     python3 scripts/check_dataset.py --data_dir=/data/sid_small /data/sid_small/Sony_test_list.txt
 """
 import os
@@ -14,9 +16,9 @@ import sys
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
+import camera
 import cli
-import sid_io  # noqa: E402
-from make_dataset import LIST_NAMES  # noqa: E402
+import sid_io
 
 
 def presence(list_path, pairs):
@@ -33,8 +35,9 @@ def presence(list_path, pairs):
         first.line), False)
 
 
-def check(list_paths, data_dir, progress=True):
-    """(error lines, summary lines of complete lists, number of raw files decoded)."""
+def check(list_paths, data_dir, progress=True, profile=camera.SONY):
+    """(error lines, summary lines of complete lists, number of raw files decoded); every raw is
+    read as training reads it for `profile` (its CFA and phase checked)."""
     from tqdm import tqdm
     errors, summaries, files = [], [], set()
     for list_path in list_paths:
@@ -54,7 +57,7 @@ def check(list_paths, data_dir, progress=True):
     bar = dict(desc='decoding', unit='file', disable=None if progress else True)
     for path in tqdm(sorted(files), **bar):
         try:
-            sid_io.read_bayer(path)
+            camera.PACKINGS[profile.packing].read(path)
         except sid_io.SidError as e:
             errors.append(str(e))
     return errors, summaries, len(files)
@@ -63,13 +66,14 @@ def check(list_paths, data_dir, progress=True):
 def define_flags():
     from absl import flags
     flags.DEFINE_string('data_dir', 'dataset', 'dataset root the list paths are relative to')
+    camera.define_flag(sets='the colour filter every raw must have and the default lists')
 
 
 def main(argv):
     from absl import flags
-    list_paths = argv[1:] or [os.path.join(PROJECT_ROOT, LIST_NAMES[split])
-                              for split in ('train', 'test', 'val')]
-    errors, summaries, count = check(list_paths, flags.FLAGS.data_dir)
+    profile = camera.PROFILES[flags.FLAGS.camera]
+    list_paths = argv[1:] or [os.path.join(PROJECT_ROOT, name) for name in profile.lists]
+    errors, summaries, count = check(list_paths, flags.FLAGS.data_dir, profile=profile)
     for line in summaries:
         print(line)
     for line in errors:

@@ -1,6 +1,7 @@
 """One picture per test result: amplified input | scaling baseline | network output | ground truth.
 
-People judge this model by looking. For every test_Sony.py output in <result_dir>/final/ this
+People judge this model by looking. For every test_Sony.py (or test_Fuji.py, --camera=Fuji)
+output in <result_dir>/final/ this
 writes <result_dir>/montage/<scene>_<burst>_<ratio>.png: the four images side by side, downscaled
 to --width, each captioned with its PSNR against the ground truth (on the full-resolution 8-bit
 images, metrics.psnr, as eval.py).
@@ -14,6 +15,7 @@ images, metrics.psnr, as eval.py).
 
     python3 scripts/montage.py                                  # ./result_Sony, ./dataset
     python3 scripts/montage.py --test_list=dataset/Sony_test_list.txt --width=1600
+    python3 scripts/montage.py --camera=Fuji          # ./result_Fuji, ./Fuji_test_list.txt
 """
 import os
 import sys
@@ -21,10 +23,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import eval as sid_eval  # noqa: E402  (the results folder and its PNGs)
+import eval as sid_eval  # the results folder and its PNGs
+import camera
 import cli
-import metrics  # noqa: E402
-import sid_io  # noqa: E402
+import metrics
+import sid_io
 
 DEFAULT_WIDTH = 2048  # pixels of the whole montage: 4 panels of 512 for a 4256-wide Sony image
 MARGIN = 4  # pixels between panels and around text
@@ -43,9 +46,9 @@ def pair_of(list_path, data_dir):
     return shorts
 
 
-def amplified_input(short_path, ratio):
+def amplified_input(short_path, ratio, packing='bayer'):
     """sid_io.develop_amplified as an 8-bit image (rounded half up, as test_Sony.py's PNGs)."""
-    rgb16 = sid_io.develop_amplified(short_path, ratio)
+    rgb16 = sid_io.develop_amplified(short_path, ratio, packing)
     return np.floor(rgb16 * (255.0 / sid_io.GT_SCALE) + 0.5).astype(np.uint8)
 
 
@@ -77,12 +80,12 @@ def scale_of(out_path):
     return scale_path
 
 
-def panels(item, short_path):
+def panels(item, short_path, packing='bayer'):
     """(four uint8 images, their captions, a title) for one eval.list_results item."""
     scene, burst, ratio, out_path, gt_path = item
     scene, scale_path = int(scene), scale_of(out_path)
     gt = sid_eval.read_png(gt_path)
-    images = [amplified_input(short_path, ratio), sid_eval.read_png(scale_path),
+    images = [amplified_input(short_path, ratio, packing), sid_eval.read_png(scale_path),
               sid_eval.read_png(out_path)]
     for path, image in zip((short_path, scale_path, out_path), images):
         if image.shape != gt.shape:
@@ -101,12 +104,15 @@ def define_flags():
     flags.DEFINE_string('test_list', './Sony_test_list.txt', 'the list test_Sony.py ran on')
     flags.DEFINE_string('out_dir', '', 'where the montages go (default: <result_dir>/montage)')
     flags.DEFINE_integer('width', DEFAULT_WIDTH, 'montage width in pixels (4 panels)')
+    camera.define_flag(sets='how the input is cropped and the defaults of --result_dir and '
+                       '--test_list')
 
 
 def main(argv):
     del argv
     from absl import flags
     f = flags.FLAGS
+    profile = camera.from_flags()
     final_dir = sid_eval.find_final_dir(f.result_dir)
     base = os.path.dirname(final_dir) if os.path.basename(final_dir) == 'final' else final_dir
     out_dir = f.out_dir or os.path.join(base, 'montage')
@@ -120,7 +126,8 @@ def main(argv):
     for item, key in zip(items, keys):
         path = os.path.join(out_dir, '%05d_%02d_%d.png' % key)
         with sid_io.atomic_path(path) as tmp:
-            compose(*panels(item, shorts[key]), width=f.width).save(tmp, format='PNG')
+            compose(*panels(item, shorts[key], profile.packing), width=f.width).save(
+                tmp, format='PNG')
         print(path)
     print('wrote %d montage%s to %s' % (len(items), '' if len(items) == 1 else 's', out_dir))
 

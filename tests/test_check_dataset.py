@@ -124,3 +124,35 @@ def test_list_that_is_not_utf8(dataset):
     code, errors, _ = check(dataset)
     assert code == 1 and errors == ['error: %s:2: not a UTF-8 text list file (byte 0xe9)'
                                     % (dataset / LIST)]
+
+
+def test_fuji_raws_are_read_as_x_trans(tiny_fuji_dataset):
+    """--camera=Fuji reads every raw as train_Fuji.py does; a Bayer set is refused per file."""
+    lists = [tiny_fuji_dataset / name for name in ('Fuji_train_list.txt', 'Fuji_val_list.txt')]
+    result = run_script('scripts/check_dataset.py', '--data_dir', tiny_fuji_dataset,
+                        '--camera=fuji', *lists)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ['%s: 4 of 4 pairs present' % lists[0],
+                                              '%s: 2 of 2 pairs present' % lists[1]]
+    # The Sony profile refuses X-Trans raws, one line per file.
+    code, errors, _ = check(tiny_fuji_dataset, lists=lists[1:])
+    assert code == 1 and len(errors) == 3  # a long and two short exposures
+    assert all(e.endswith('X-Trans sensor: needs a Fuji model') for e in errors), errors
+
+
+def test_bayer_raws_are_refused_by_the_fuji_profile(dataset):
+    result = run_script('scripts/check_dataset.py', '--data_dir', dataset, '--camera=Fuji',
+                        dataset / LIST)
+    errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
+    assert result.returncode == 1 and len(errors) == 2
+    assert errors[0].startswith('error: %s: not a 6x6 X-Trans raw' % (dataset / 'Sony/long/'
+                                                                     '00001_00_10s.dng'))
+
+
+def test_without_lists_the_fuji_profile_checks_the_authors_fuji_lists(tmp_path):
+    result = run_script('scripts/check_dataset.py', '--data_dir', tmp_path, '--camera=Fuji')
+    errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
+    assert result.returncode == 1
+    assert [e.split(': ')[1] for e in errors] == [
+        os.path.join(ROOT, 'Fuji_%s_list.txt' % split) for split in ('train', 'test', 'val')]
+    assert all(' 0 of ' in e for e in errors)

@@ -104,5 +104,38 @@ def test_missing_inputs_are_one_line_errors(tiny_dataset, results):
     proc = run(tiny_dataset, results)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
         'error: %s: no pair of %s gives this result' % (final / '10009_00_100_out.png',
-                                                         tiny_dataset / 'Sony_test_list.txt')]
+                                                        tiny_dataset / 'Sony_test_list.txt')]
     assert not os.path.exists(str(results / 'montage'))
+
+
+def test_fuji_montage_crops_the_input_like_the_ground_truth(tiny_fuji_dataset, tmp_path):
+    """--camera=Fuji: test_Fuji.py's PNGs are cropped to multiples of 6 (510 x 516 here), and the
+    amplified X-Trans input is developed and cropped the same way."""
+    final = tmp_path / 'result' / 'final'
+    os.makedirs(str(final))
+    test_list = tiny_fuji_dataset / 'Fuji_test_list.txt'
+    pair = next(p for p in sid_io.read_list(str(test_list), str(tiny_fuji_dataset))
+                if sid_io.parse_name(p.short)[1] == 0)
+    scene, burst, _ = sid_io.parse_name(pair.short)
+    ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
+    gt = to_uint8(sid_io.develop(pair.long, 'xtrans'))
+    assert gt.shape == (510, 516, 3)
+    stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
+    for kind in ('gt', 'out', 'scale'):
+        Image.fromarray(gt).save(stem + kind + '.png')
+    proc = run_script('scripts/montage.py', '--camera=Fuji', '--result_dir=%s' % final.parent,
+                      '--data_dir=%s' % tiny_fuji_dataset, '--test_list=%s' % test_list,
+                      '--width=%d' % WIDTH)
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(str(final.parent / 'montage')) == ['%05d_00_%d.png' % (scene, ratio)]
+    amplified = montage.amplified_input(pair.short, ratio, 'xtrans')
+    assert amplified.shape == gt.shape
+    full = sid_io.postprocess(pair.short, 'xtrans')
+    assert full.shape == (512, 520, 3)  # what the Sony cropping would have kept
+    # The Sony profile (no cropping) refuses the pair in one line instead of drawing it.
+    proc = run_script('scripts/montage.py', '--result_dir=%s' % final.parent,
+                      '--data_dir=%s' % tiny_fuji_dataset, '--test_list=%s' % test_list)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'error: %s: size 520x512 differs from its ground truth %s (516x510)'
+        % (pair.short, stem + 'gt.png')]
