@@ -83,6 +83,17 @@ def use_defaults(flag_values, profile):
                 flag_values.set_default(name, value(profile))
 
 
+def flags_of(script, profile):
+    """define_flags for `script` (train_Sony, test_Sony: a module with define_flags) run with
+    `profile`'s defaults: train_Fuji.py and test_Fuji.py are the Sony scripts through this."""
+    def define_flags():
+        from absl import flags
+        script.define_flags()
+        flags.adopt_module_key_flags(script)  # --help lists the script's flags, with these defaults
+        use_defaults(flags.FLAGS, profile)
+    return define_flags
+
+
 def from_flags():
     """The profile --camera names, with the camera's defaults for the flags not given."""
     from absl import flags

@@ -12,12 +12,7 @@ import camera
 import cli
 import test_Sony
 
-
-def define_flags():
-    from absl import flags
-    test_Sony.define_flags()
-    flags.adopt_module_key_flags(test_Sony)  # --help lists its flags, with Fuji defaults
-    camera.use_defaults(flags.FLAGS, camera.FUJI)
+define_flags = camera.flags_of(test_Sony, camera.FUJI)
 
 
 if __name__ == '__main__':

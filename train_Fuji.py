@@ -12,12 +12,7 @@ import camera
 import cli
 import train_Sony
 
-
-def define_flags():
-    from absl import flags
-    train_Sony.define_flags()
-    flags.adopt_module_key_flags(train_Sony)  # --help lists its flags, with Fuji defaults
-    camera.use_defaults(flags.FLAGS, camera.FUJI)
+define_flags = camera.flags_of(train_Sony, camera.FUJI)
 
 
 if __name__ == '__main__':

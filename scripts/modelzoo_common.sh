@@ -103,6 +103,24 @@ train_args() {
     printf '%s\n' "${args[@]}"
 }
 
+# setup_one_device KIND: rank 0 of 1 on ASCEND_DEVICE_ID (default 0), its log folder in $dir and
+# the ModelZoo case name (KIND: acc or perf) in $case_name.
+setup_one_device() {
+    export RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
+    dir=$output_path/$ASCEND_DEVICE_ID
+    mkdir -p "$dir"
+    case_name=${NETWORK}_bs${batch_size}_1p_$1
+}
+
+# train_one_device [ARG...]: train_Sony.py / train_Fuji.py on this device without distribution,
+# logged to $dir/train_<device id>.log; ARGs go to the script.
+train_one_device() {
+    local args
+    mapfile -t args < <(train_args)
+    run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" \
+        --device="$device" --distributed=none "$@"
+}
+
 # run_logged LOG COMMAND...: run, output to LOG; on failure show the log's tail and stop.
 run_logged() {
     local log=$1

@@ -11,15 +11,10 @@ source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=1001
 parse_args no_extra_options "$@"
-export RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
-dir=$output_path/$ASCEND_DEVICE_ID
-mkdir -p "$dir"
-case_name=${NETWORK}_bs${batch_size}_1p_acc
+setup_one_device acc
 
 start=$(date +%s)
-mapfile -t args < <(train_args)
-run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" \
-    --device="$device" --distributed=none
+train_one_device
 test_and_eval "$dir"
 end=$(date +%s)
 

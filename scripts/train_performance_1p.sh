@@ -11,16 +11,11 @@ source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=2
 parse_args no_extra_options "$@"
-export RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
-dir=$output_path/$ASCEND_DEVICE_ID
-mkdir -p "$dir"
-case_name=${NETWORK}_bs${batch_size}_1p_perf
+setup_one_device perf
 use_scratch_checkpoint
 
 start=$(date +%s)
-mapfile -t args < <(train_args)
-run_logged "$dir/train_$ASCEND_DEVICE_ID.log" "$PYTHON" "$TRAIN_SCRIPT" "${args[@]}" \
-    --device="$device" --distributed=none --save_freq=1000000
+train_one_device --save_freq=1000000
 end=$(date +%s)
 
 write_summary "$dir" "$dir/train_$ASCEND_DEVICE_ID.log" 1 "$case_name" $((end - start))

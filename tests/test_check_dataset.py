@@ -145,8 +145,8 @@ def test_bayer_raws_are_refused_by_the_fuji_profile(dataset):
                         dataset / LIST)
     errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
     assert result.returncode == 1 and len(errors) == 2
-    assert errors[0].startswith('error: %s: not a 6x6 X-Trans raw' % (dataset / 'Sony/long/'
-                                                                     '00001_00_10s.dng'))
+    long_ = dataset / 'Sony/long/00001_00_10s.dng'
+    assert errors[0].startswith('error: %s: not a 6x6 X-Trans raw' % long_)
 
 
 def test_without_lists_the_fuji_profile_checks_the_authors_fuji_lists(tmp_path):

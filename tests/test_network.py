@@ -93,13 +93,18 @@ def test_initialisers_follow_tf_slim_and_the_original_upconv():
             assert np.abs(v).max() <= limit and np.abs(v).max() > 0.9 * limit
 
 
-@pytest.mark.parametrize('height,width', [(22, 34), (16, 16), (178, 266), (46, 30)])
-def test_any_even_size_gives_twice_the_size_in_rgb(height, width):
-    graph, x, y = build()
+SIZES = [(22, 34), (16, 16), (178, 266), (46, 30)]
+
+
+@pytest.mark.parametrize('channels,block', [(4, 2), (9, FUJI_BLOCK)], ids=['sony', 'fuji'])
+@pytest.mark.parametrize('height,width', SIZES)
+def test_any_size_gives_block_times_the_size_in_rgb(channels, block, height, width):
+    """Sony: 4 packed channels, twice the size; Fuji: 9, three times (depth_to_space(3))."""
+    graph, x, y = build((None, None, None, channels), block=block)
     with graph.as_default(), tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        out = sess.run(y, {x: np.zeros((2, height, width, 4), np.float32)})
-    assert out.shape == (2, 2 * height, 2 * width, 3)
+        out = sess.run(y, {x: np.zeros((2, height, width, channels), np.float32)})
+    assert out.shape == (2, block * height, block * width, 3)
 
 
 # ---------------------------------------------------------------- Fuji X-Trans: 9 in, block 3
@@ -157,15 +162,6 @@ def test_a_plain_saver_restores_a_checkpoint_with_the_released_fuji_names(tmp_pa
     assert set(restored) == set(RELEASED_FUJI)
     for name, value in restored.items():
         np.testing.assert_array_equal(value, values[name])
-
-
-@pytest.mark.parametrize('height,width', [(22, 34), (16, 16), (46, 30)])
-def test_fuji_output_is_three_times_the_packed_size(height, width):
-    graph, x, y = build_fuji()
-    with graph.as_default(), tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        out = sess.run(y, {x: np.zeros((1, height, width, 9), np.float32)})
-    assert out.shape == (1, 3 * height, 3 * width, 3)
 
 
 @pytest.mark.parametrize('channels,block', [(9, 2), (4, 3), (12, 2)])
