@@ -178,7 +178,7 @@ def remove_leftovers(folder):
 
     That is temporaries (TEMPORARY_RE) and data or meta files of a `model.ckpt-<step>` whose
     index is gone (a kill between TensorFlow's data and index renames, or inside a deletion).
-    Only for a folder no live process writes to: call it before a run starts writing there.
+    Only for a folder no live process writes to: callers hold sid_io.lock_folder on it first.
     """
     if not os.path.isdir(folder):
         return []

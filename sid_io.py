@@ -248,6 +248,64 @@ def require_writable_dir(path, what):
         raise SidError('%s: cannot write %s (%s)' % (path, what, _write_reason(e, path)))
 
 
+LOCK_NAME = '.sid.lock'  # in a folder one run writes to: who holds it, while it runs
+_locked = set()  # real paths of the folders this process holds
+
+
+def lock_folder(folder, flag):
+    """Make this process the only run writing to `folder` until it exits, or stop in one line.
+
+    Runs clean their folder of a dead run's temporaries at start and keep only the newest
+    checkpoints: a second run on the same folder would delete the first one's files under it.
+    The lock is flock(2) on `folder`/.sid.lock: the kernel drops it when the process ends, even
+    by kill -9, so it is never stale. The file names its holder for the error message and is
+    deleted at a normal exit. Without fcntl (not POSIX) there is no lock, as before. Taking a
+    folder this process already holds does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    if os.path.realpath(folder) in _locked:
+        return
+    import atexit
+    import socket
+    path = os.path.join(folder, LOCK_NAME)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise SidError('%s: cannot write its lock file %s (%s)'
+                           % (folder, LOCK_NAME, _write_reason(e, folder)))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 256).decode('utf-8', 'replace').strip() or 'another run'
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise SidError('%s: cannot lock %s (%s)' % (folder, LOCK_NAME, e.strerror))
+            raise SidError('%s: in use by %s; wait for it to end or give %s another folder'
+                           % (folder, holder, flag))
+        try:  # the file a holder unlinked at its exit, after we opened it, is no lock
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, ('%s (pid %d on %s)\n' % (os.path.basename(sys.argv[0]), os.getpid(),
+                                           socket.gethostname())).encode('utf-8'))
+
+    def release():
+        try:
+            os.remove(path)  # while still holding it: the next run creates a new one
+        except OSError:
+            pass
+        os.close(fd)
+    atexit.register(release)
+    _locked.add(os.path.realpath(folder))
+
+
 # ---------------------------------------------------------------- raw decoding
 
 def _capture_fd2():

@@ -233,10 +233,6 @@ def main(argv):
         raise sid_io.SidError('%s: no pairs to test%s' % (
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
     final_dir = os.path.join(f.result_dir, 'final')
-    removed = checkpoints.remove_leftovers(final_dir)
-    if removed:
-        print('removed %d temporary files of an interrupted run from %s' % (len(removed),
-                                                                            final_dir))
 
     packed_ph, output = inference.build_network(profile)
     variables = network.model_variables()
@@ -248,6 +244,11 @@ def main(argv):
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
     sid_io.require_writable_dir(final_dir, 'test results')
+    sid_io.lock_folder(final_dir, '--result_dir')
+    removed = checkpoints.remove_leftovers(final_dir)
+    if removed:
+        print('removed %d temporary files of an interrupted run from %s' % (len(removed),
+                                                                            final_dir))
     # What is left to do: PNGs missing or incomplete, outputs made by another checkpoint or with
     # other inference settings.
     todo, stale, broken = [], 0, 0

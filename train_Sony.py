@@ -481,7 +481,8 @@ def main(argv):
     say = print if dist.is_chief else (lambda *a, **k: None)
     show_bar = f.progress == 'bar' or (f.progress == 'auto' and sys.stderr.isatty())
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
-    if dist.is_chief:  # before anything else needs the disk space they hold
+    if dist.is_chief and os.path.isdir(f.checkpoint_dir):  # before the cache needs disk space
+        sid_io.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
         removed = checkpoints.remove_leftovers(f.checkpoint_dir)
         if removed:
             say('removed %d leftovers of an interrupted save from %s (%s)'
@@ -522,6 +523,7 @@ def main(argv):
 
     if dist.is_chief:  # the data is sound: now the outputs, before hours of training
         sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
+        sid_io.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
         sid_io.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
     ckpt_path, done_epochs = resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1

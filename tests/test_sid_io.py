@@ -467,3 +467,51 @@ def test_unsupported_raws_are_refused_in_plain_words_on_one_line(tmp_path, capfd
         assert '\n' not in str(error.value)
     out, err = capfd.readouterr()
     assert (out, err) == ('', '')  # LibRaw's own "Unexpected end of file" is not printed too
+
+
+# ---------------------------------------------------------------- one run per output folder
+
+HOLDER = '''
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import sid_io
+sid_io.lock_folder(sys.argv[2], '--checkpoint_dir')
+print('locked', flush=True)
+if sys.argv[3] == 'wait':
+    time.sleep(600)
+'''
+
+
+def hold(folder, wait=True):
+    """A process holding `folder` (once it printed 'locked'), or its result when not waiting."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    args = [sys.executable, '-c', HOLDER, ROOT, str(folder), 'wait' if wait else 'exit']
+    if not wait:
+        return subprocess.run(args, stdout=subprocess.PIPE, universal_newlines=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, universal_newlines=True)
+    assert proc.stdout.readline() == 'locked\n'
+    return proc
+
+
+def test_a_folder_held_by_a_live_run_is_refused_in_one_line_naming_it(tmp_path):
+    proc = hold(tmp_path)
+    try:
+        with pytest.raises(sid_io.SidError) as error:
+            sid_io.lock_folder(str(tmp_path), '--checkpoint_dir')
+        assert str(error.value) == (
+            '%s: in use by -c (pid %d on %s); wait for it to end or give --checkpoint_dir '
+            'another folder' % (tmp_path, proc.pid, __import__('socket').gethostname()))
+    finally:
+        proc.kill()
+        proc.wait()
+    # kill -9 leaves the file but not the lock: the next run takes it.
+    assert os.path.exists(str(tmp_path / sid_io.LOCK_NAME))
+    assert hold(tmp_path, wait=False).stdout == 'locked\n'
+
+
+def test_a_normal_exit_releases_and_removes_the_lock(tmp_path):
+    assert hold(tmp_path, wait=False).returncode == 0
+    assert os.listdir(str(tmp_path)) == []
+    assert hold(tmp_path, wait=False).returncode == 0

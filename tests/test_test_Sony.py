@@ -245,3 +245,23 @@ def test_incomplete_or_inexact_outputs_are_not_done_and_eval_names_inexact_tilin
     assert 'tested 1 pairs, skipped 1' in proc.stdout
     assert test_Sony.finished_png(str(out)) and not [n for n in os.listdir(str(final))
                                                      if n.startswith('.tmp-')]
+
+
+def test_a_result_folder_in_use_by_another_run_is_refused_in_one_line(tmp_path, tiny_dataset,
+                                                                      checkpoint):
+    import fcntl
+    final = tmp_path / 'result' / 'final'
+    os.makedirs(str(final))
+    with open(str(final / sid_io.LOCK_NAME), 'w') as held:  # as another live test_Sony.py
+        held.write('test_Sony.py (pid 4242 on elsewhere)\n')
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = run_script('test_Sony.py', '--data_dir=%s' % tiny_dataset,
+                          '--test_list=%s' % (tiny_dataset / 'Sony_test_list.txt'),
+                          '--checkpoint_dir=%s' % checkpoint,
+                          '--result_dir=%s' % (tmp_path / 'result'))
+    assert proc.returncode == 1
+    assert [l for l in proc.stderr.splitlines() if l.startswith('error:') or 'Traceback' in l] == [
+        'error: %s: in use by test_Sony.py (pid 4242 on elsewhere); wait for it to end or give '
+        '--result_dir another folder' % final]
+    assert os.listdir(str(final)) == [sid_io.LOCK_NAME]  # nothing written, nothing removed

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -757,3 +758,25 @@ def test_an_explicit_validation_list_with_missing_files_fails_before_training(da
     proc = train(data, tmp_path, '--epochs=1', '--val_list=%s' % bad)
     assert_one_line_error(proc, bad + ':1: file not found', '20009_00_')
     assert not os.path.exists(str(tmp_path / 'ckpt'))
+
+
+def test_a_second_run_on_a_checkpoint_folder_in_use_is_refused_in_one_line(data, tmp_path):
+    """Two runs on one folder would delete each other's temporaries and checkpoints (leftover
+    cleaning, keep-2): the second stops in one line naming the first; the lock goes with it."""
+    first = popen_train(data, tmp_path, '--epochs=1000')
+    lock = tmp_path / 'ckpt' / sid_io.LOCK_NAME
+    try:
+        for line in first.stdout:  # training: the folder is held
+            if train_Sony.STEP_LOG_RE.match(line.strip()):
+                break
+        assert 'pid %d ' % first.pid in lock.read_text()
+        # Keep reading its step lines meanwhile: a full pipe would stall it.
+        threading.Thread(target=first.stdout.read, daemon=True).start()
+        proc = train(data, tmp_path, '--epochs=1000')
+        assert_one_line_error(proc, '%s: in use by train_Sony.py (pid %d on ' % (
+            tmp_path / 'ckpt', first.pid), 'give --checkpoint_dir another folder')
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=300)
+    assert first.returncode == 128 + signal.SIGTERM, first.stderr.read()[-2000:]
+    assert not lock.exists()  # released and removed at exit
