@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the ModelZoo launchers (train_full_1p.sh, train_performance_1p.sh, train_full_8p.sh,
 # train_horovod.sh); sourced, never run. One option parser and one summary step, so the four
 # scripts cannot drift apart.
@@ -27,8 +28,8 @@ NETWORK=SID_$CAMERA
 PYTHON=${PYTHON:-python3}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
-data_path= list_path= output_path=$ROOT/output cache_path= epochs= batch_size=1 ps=512
-precision=auto npu_precision_mode= device=auto ckpt_path= warmup_steps=5
+data_path='' list_path='' output_path=$ROOT/output cache_path='' epochs='' batch_size=1 ps=512
+precision=auto npu_precision_mode='' device=auto ckpt_path='' warmup_steps=5
 
 # parse_args EXTRA_HANDLER "$@": options above; EXTRA_HANDLER gets the rest, returns 1 if unknown.
 parse_args() {

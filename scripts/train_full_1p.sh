@@ -7,6 +7,7 @@
 # trains 4000). Writes <output_path>/<ASCEND_DEVICE_ID>/{train_<id>.log,test.log,eval.log,
 # <CaseName>.log}; the checkpoints and PNGs go to <output_path>/{checkpoint,result}.
 set -euo pipefail
+# shellcheck source=modelzoo_common.sh
 source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=1001

@@ -13,6 +13,7 @@
 # RANK_SIZE is the number of devices in the table. Only rank 0 writes checkpoints, samples and
 # the parsed log; each device logs to <output_path>/<device_id>/train_<device_id>.log.
 set -euo pipefail
+# shellcheck source=modelzoo_common.sh
 source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=1001

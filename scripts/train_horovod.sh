@@ -15,9 +15,10 @@
 # Needs Horovod (scripts/install_horovod.sh). Logs: <output_path>/0/train_0.log (all ranks,
 # prefixed [rank]<stdout>:), only rank 0 prints the parsed lines and writes checkpoints.
 set -euo pipefail
+# shellcheck source=modelzoo_common.sh
 source "$(dirname "$0")/modelzoo_common.sh"
 
-np=2 hosts= mode=full controller=--gloo
+np=2 hosts='' mode=full controller=--gloo
 horovod_options() {
     case $1 in
         --np=*) np=${1#*=} ;;

@@ -7,6 +7,7 @@
 # Options: see scripts/modelzoo_common.sh. Default epochs: 2 (322 steps on the Sony set).
 # Writes <output_path>/<ASCEND_DEVICE_ID>/{train_<id>.log,<CaseName>.log}.
 set -euo pipefail
+# shellcheck source=modelzoo_common.sh
 source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=2

@@ -63,3 +63,22 @@ def test_flake8_finds_nothing():
     assert 'No module named flake8' not in result.stdout, (
         'flake8 is not installed: pip install -r requirements-dev.txt')
     assert result.returncode == 0, result.stdout
+
+
+def shell_scripts():
+    folder = os.path.join(ROOT, 'scripts')
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith('.sh')) + [
+        os.path.join(ROOT, '.ci', 'run')]
+
+
+def test_shellcheck_finds_nothing_in_the_shell_scripts():
+    """The launchers and the two commands are bash: ShellCheck's warnings (unquoted expansions,
+    unset variables, sourcing) are the bugs a test on one machine does not show."""
+    shellcheck = os.path.join(os.path.dirname(sys.executable), 'shellcheck')
+    assert os.path.exists(shellcheck), ('shellcheck is not installed: pip install -r '
+                                        'requirements-dev.txt')
+    assert len(shell_scripts()) >= 10
+    result = subprocess.run([shellcheck, '--external-sources', '--source-path=SCRIPTDIR',
+                             '--severity=warning'] + shell_scripts(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    assert result.returncode == 0, result.stdout
