@@ -47,6 +47,9 @@ LR_DROP_EPOCH = 2000     # epochs after this one use LEARNING_RATE * LR_DROP_FAC
 LR_DROP_FACTOR = 0.1
 BATCH = 1
 SAVE_FREQ = 500          # sample JPGs every this many epochs
+# Checkpoint after every epoch by default: a kill costs at most one epoch. At 8 Ascend devices an
+# epoch is about a second and the 93 MB save is not free; --checkpoint_every trades the two.
+CHECKPOINT_EVERY = 1
 
 # ---------------------------------------------------------------- files and logs
 EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
@@ -634,16 +637,18 @@ def main(argv):
                 sys.stdout.flush()
                 sys.exit(128 + stop.signum)
         bar.close()
-        last_saved = save(epoch)
+        validating = validator is not None and epoch % f.val_every == 0
+        if epoch % f.checkpoint_every == 0 or epoch == f.epochs or validating:
+            last_saved = save(epoch)  # a best/ checkpoint always has a resumable one beside it
         if writer is not None:
             scalar_summary(writer, 'learning_rate', lr, out['step'])
             scalar_summary(writer, 'epoch_loss', np.mean(losses), out['step'])
             writer.flush()
         say(EPOCH_LOG % (epoch, steps, np.mean(losses), time.time() - epoch_start, waited, lr,
-                         last_saved))
+                         last_saved or 'none'))  # the newest checkpoint so far
         sys.stdout.flush()
         # Rank 0 only, with no collective inside: the other ranks wait at the next step's.
-        if validator is not None and epoch % f.val_every == 0:
+        if validating:
             if not validator(sess, epoch, out['step'], writer, stop):
                 say('stopped by signal %d during the validation after epoch %d; saved %s'
                     % (stop.signum, epoch, last_saved))
@@ -660,7 +665,8 @@ def define_flags():
                         'are relative to it')
     flags.DEFINE_string('train_list', './Sony_train_list.txt', 'training pairs, official format')
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/', 'checkpoints (model.ckpt-*), '
-                        'saved every epoch; training resumes from the latest one here')
+                        'saved every --checkpoint_every epochs; training resumes from the latest '
+                        'one here')
     flags.DEFINE_string('result_dir', './result_Sony/', 'sample JPGs (<epoch>/) and TensorBoard')
     flags.DEFINE_boolean('first_burst_only', False, 'train only on burst frame _00 of each '
                          'scene, as the official script does (default: every short exposure)')
@@ -673,6 +679,10 @@ def define_flags():
                          '3x Fuji)', lower_bound=1)
     flags.DEFINE_integer('batch_size', BATCH, 'patches per step (per rank)', lower_bound=1)
     flags.DEFINE_integer('save_freq', SAVE_FREQ, 'write sample JPGs every this many epochs',
+                         lower_bound=1)
+    flags.DEFINE_integer('checkpoint_every', CHECKPOINT_EVERY, 'save a checkpoint after every '
+                         'epoch divisible by this, after the last one, before each validation '
+                         'and when stopped by a signal; a kill -9 loses the epochs since',
                          lower_bound=1)
     flags.DEFINE_float('learning_rate', LEARNING_RATE, 'Adam learning rate', lower_bound=0.0)
     flags.DEFINE_integer('lr_drop_epoch', LR_DROP_EPOCH, 'learning rate / 10 after this epoch')

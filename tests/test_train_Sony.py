@@ -780,3 +780,21 @@ def test_a_second_run_on_a_checkpoint_folder_in_use_is_refused_in_one_line(data,
         first.wait(timeout=300)
     assert first.returncode == 128 + signal.SIGTERM, first.stderr.read()[-2000:]
     assert not lock.exists()  # released and removed at exit
+
+
+def test_checkpoint_every_saves_those_epochs_and_the_last_and_resume_follows(data, tmp_path):
+    """--checkpoint_every=2 over 3 epochs: saved after epochs 2 and 3 only; the log names the
+    newest checkpoint so far; a longer run resumes after epoch 3."""
+    proc = train(data, tmp_path, '--epochs=3', '--checkpoint_every=2')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    epochs = parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)
+    names = [os.path.basename(g[6]) for g in epochs]
+    assert names == ['none', 'model.ckpt-%d' % (2 * STEPS), 'model.ckpt-%d' % (3 * STEPS)]
+    assert step_files(tmp_path / 'ckpt') == sorted(
+        'model.ckpt-%d.%s' % (s, ext) for s in (2 * STEPS, 3 * STEPS)
+        for ext in ('index', 'data-00000-of-00001'))
+    assert latest_state(tmp_path)[1:] == (3, 3 * STEPS)
+    proc = train(data, tmp_path, '--epochs=4', '--checkpoint_every=2')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {int(g[0]) for g in parsed(proc.stdout, train_Sony.STEP_LOG_RE)} == {4}
+    assert latest_state(tmp_path)[1:] == (4, 4 * STEPS)
