@@ -900,8 +900,8 @@ def decode_for_cache(raw_path, kind):
     packing, part = CACHE_KINDS[kind]
     if part == PACKED:
         return np.ascontiguousarray(read_packed(raw_path, packing))
-    if part == LEVELS:
-        return levels_entry(raw_path, read_mosaic(raw_path))
+    if part == LEVELS:  # the file-levels Bayer packing's (X-Trans levels are constants)
+        return levels_entry(raw_path, read_bayer_cells(raw_path))
     return np.ascontiguousarray(develop(raw_path, packing), dtype=np.uint16)
 
 

@@ -249,3 +249,12 @@ def test_bayer_kinds_hold_the_red_cut_and_the_files_levels_apart_from_the_sony_k
     sony = sid_io.read_list(str(tiny_dataset / 'Sony_train_list.txt'), str(tiny_dataset))[0]
     np.testing.assert_array_equal(sid_io.decode_for_cache(sony.short, 'input'),
                                   sid_io.decode_for_cache(sony.short, 'bayer_any_input'))
+
+
+def test_bayer_kinds_refuse_an_x_trans_raw_in_one_line(tiny_fuji_dataset, tmp_path):
+    raw = sid_io.read_list(str(tiny_fuji_dataset / 'Fuji_train_list.txt'),
+                           str(tiny_fuji_dataset))[0].short
+    for kind in ('bayer_any_input', 'bayer_any_gt', 'bayer_any_levels'):
+        with pytest.raises(sid_io.SidError) as e:
+            sid_io.decode_for_cache(raw, kind)
+        assert str(e.value).startswith(raw + ': X-Trans sensor') and '\n' not in str(e.value)
