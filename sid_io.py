@@ -706,11 +706,17 @@ def develop(path, packing='bayer'):
     """The paper's ground truth as uint16 RGB: postprocess, cut as the packing cuts the mosaic
     (cut_developed: to the packed size x block, as the authors' Fuji code crops its ground truth
     to the network's output; a no-op for even-sized RGGB raws)."""
-    spec = PACKINGS[packing]
     with open_raw(path) as raw:
-        spec.check(path, raw)
-        return spec.cut_developed(path, raw, raw.postprocess(**dict(GT_POSTPROCESS,
-                                                                    **spec.develop_flags)))
+        PACKINGS[packing].check(path, raw)
+        return _developed(path, raw, packing)
+
+
+def _developed(path, raw, packing):
+    """An open raw postprocessed with the paper's flags (and the packing's), cut as the packing
+    cuts its mosaic."""
+    spec = PACKINGS[packing]
+    return spec.cut_developed(path, raw, raw.postprocess(**dict(GT_POSTPROCESS,
+                                                                **spec.develop_flags)))
 
 
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):
@@ -767,9 +773,7 @@ def develop_amplified(path, ratio, packing='bayer'):
         black = float(np.mean(raw.black_level_per_channel))
         bright = (counts.astype(np.float32) - np.float32(black)) * np.float32(ratio) + black
         counts[:] = np.clip(bright, 0, raw.white_level)
-        spec = PACKINGS[packing]
-        return spec.cut_developed(path, raw, raw.postprocess(**dict(GT_POSTPROCESS,
-                                                                    **spec.develop_flags)))
+        return _developed(path, raw, packing)
 
 
 def read_exif(path):
