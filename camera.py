@@ -8,7 +8,8 @@ Code takes a profile; it never tests for a camera by name.
 
     SONY   the paper's constants (black 512, white 16383): exactly sid_io.pack_raw, as test_Sony.py
     FUJI   the paper's X-T2 (black 1024, white 16383): 6x6 X-Trans packed into 9 channels, block 3
-    BAYER  any Bayer camera: levels from the file, any 2x2 phase (scripts/enhance.py)
+    BAYER  any Bayer camera: levels from the file, any 2x2 phase (scripts/enhance.py; fine-tuning
+           with train_Sony.py --camera=bayer, which cuts each mosaic to start on its red pixel)
 """
 from collections import namedtuple
 
@@ -40,10 +41,13 @@ FUJI = Profile(name='Fuji', cfa='xtrans', black=sid_io.FUJI_BLACK_LEVEL,
                channels=9, extension='.RAF',
                lists=('Fuji_train_list.txt', 'Fuji_test_list.txt', 'Fuji_val_list.txt'),
                misaligned=())
-BAYER = SONY._replace(name='bayer', black=FROM_FILE, white=FROM_FILE, extension=None, lists=(),
-                      misaligned=())
+BAYER = SONY._replace(name='bayer', black=FROM_FILE, white=FROM_FILE, packing='bayer_any',
+                      extension=None, lists=(), misaligned=())
 PROFILES = dict((p.name, p) for p in (SONY, FUJI, BAYER))
-DATASETS = tuple(p.name for p in (SONY, FUJI))  # profiles with a data set: train, test, eval
+DATASETS = tuple(p.name for p in (SONY, FUJI))  # profiles with the authors' data set and lists
+# --camera values of train_Sony.py, test_Sony.py, eval.py and scripts/build_cache.py: the data
+# sets, and your own pairs of any Bayer camera (no default lists: the list flags must be given)
+CAMERAS = DATASETS + (BAYER.name,)
 
 # Packing name -> sid_io.Packing: how a raw of that colour filter is read, checked, aligned and
 # packed, the multiple its sides are cropped to, the channels, the cache kinds.
@@ -51,19 +55,20 @@ PACKINGS = sid_io.PACKINGS
 
 # Flags whose defaults are a camera's: a script's flag that has one of these defaults follows
 # --camera (train_Sony.py --camera=Fuji reads ./Fuji_train_list.txt unless told otherwise).
+# A camera without lists (BAYER) makes the list flags empty: required_list then asks for them.
 FLAG_DEFAULTS = {
     'camera': lambda p: p.name,
-    'train_list': lambda p: './%s' % p.lists[0],
-    'test_list': lambda p: './%s' % p.lists[1],
-    'val_list': lambda p: './%s' % p.lists[2],
+    'train_list': lambda p: './%s' % p.lists[0] if p.lists else '',
+    'test_list': lambda p: './%s' % p.lists[1] if p.lists else '',
+    'val_list': lambda p: './%s' % p.lists[2] if p.lists else '',  # empty: no validation
     'checkpoint_dir': lambda p: './checkpoint/%s/' % p.name,
     'result_dir': lambda p: './result_%s/' % p.name,
     'exclude_scenes': lambda p: list(p.misaligned),
-    'lists': lambda p: ['./%s' % p.lists[0]],  # scripts/build_cache.py
+    'lists': lambda p: ['./%s' % p.lists[0]] if p.lists else [],  # scripts/build_cache.py
 }
 
 
-def define_flag(default=SONY.name, names=DATASETS, sets='the packing, levels and network block, '
+def define_flag(default=SONY.name, names=CAMERAS, sets='the packing, levels and network block, '
                 'and the defaults of the list, checkpoint and result flags', flag_values=None):
     """--camera over the profiles `names`, case-insensitive (--camera=fuji)."""
     from absl import flags
@@ -74,11 +79,11 @@ def define_flag(default=SONY.name, names=DATASETS, sets='the packing, levels and
 
 def use_defaults(flag_values, profile):
     """Make `profile` the default camera of a script's flags: each flag of FLAG_DEFAULTS (--camera
-    too) whose default is some data set camera's becomes this camera's. After parsing, flags given
-    on the command line keep their values (absl's set_default)."""
+    too) whose default is some camera's becomes this camera's (an empty value is nobody's). After
+    parsing, flags given on the command line keep their values (absl's set_default)."""
     for name, value in FLAG_DEFAULTS.items():
         if name in flag_values:
-            camera_defaults = [value(PROFILES[n]) for n in DATASETS]
+            camera_defaults = [value(PROFILES[n]) for n in CAMERAS if value(PROFILES[n])]
             if flag_values[name].default in camera_defaults:
                 flag_values.set_default(name, value(profile))
 
@@ -102,19 +107,45 @@ def from_flags():
     return profile
 
 
+def required_list(flag_values, name, profile):
+    """The value of the list flag `name`; empty (a camera without lists: BAYER) is a one-line
+    error, not a read of ''."""
+    value = flag_values[name].value
+    if not value:
+        raise sid_io.SidError('--%s is empty%s: name your list file ("short long ISO F" per line)'
+                              % (name, '' if profile.lists else ' (--camera=%s has no default '
+                                 'lists)' % profile.name))
+    return value
+
+
 def levels(profile, mosaic=None):
-    """(black, white) per packed channel: the profile's constants, or the file's own levels."""
+    """(black, white) per packed channel: the profile's constants, or the file's own levels
+    (`mosaic`: a sid_io.Mosaic, or the sid_io.Levels of a levels cache entry)."""
     black = mosaic.black if profile.black == FROM_FILE else np.float32(profile.black)
     white = mosaic.white if profile.white == FROM_FILE else np.float32(profile.white)
     return black, white
 
 
+def cache_jobs(pairs, profile):
+    """The (raw, cache kind) entries training reads for `pairs` with `profile`: the packed input of
+    each short exposure (and its levels, where the packing keeps the file's), the developed long
+    exposure."""
+    packing = PACKINGS[profile.packing]
+    input_kind, gt_kind = packing.cache_kinds
+    input_kinds = (input_kind, packing.levels_kind) if packing.levels_kind else (input_kind,)
+    return ([(p.short, kind) for p in pairs for kind in input_kinds] +
+            [(p.long, gt_kind) for p in pairs])  # novm
+
+
 def packed_raw(path, profile):
-    """A data set raw -> the network's normalised, not yet amplified input, as the authors pack it
-    (SONY: exactly sid_io.pack_raw; FUJI: cropped to multiples of 6, 9 channels)."""
-    if FROM_FILE in (profile.black, profile.white):
-        raise ValueError('packed_raw needs a profile with constant levels, not %s' % profile.name)
-    return sid_io.normalize(sid_io.read_packed(path, profile.packing), *levels(profile))
+    """A data set raw -> the network's normalised, not yet amplified input, as training reads it
+    (SONY: exactly sid_io.pack_raw; FUJI: cropped to multiples of 6, 9 channels; BAYER: cut to
+    start on its red pixel with even sides, the file's levels)."""
+    spec = PACKINGS[profile.packing]
+    if not spec.levels_kind:
+        return sid_io.normalize(sid_io.read_packed(path, profile.packing), *levels(profile))
+    mosaic = sid_io.read_bayer_cells(path)
+    return sid_io.normalize(spec.pack(mosaic.counts), *levels(profile, mosaic))
 
 
 def packed_input(mosaic, profile):

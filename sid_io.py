@@ -616,25 +616,83 @@ def align_xtrans(mosaic, phase):
     return mosaic[np.ix_(rows, cols)]
 
 
-# ---------------------------------------------------------------- the two packings
+# ---------------------------------------------------------------- the packings
 # What camera.py's profiles name as their `packing`: how a raw of that colour filter is read for
-# the paper's path (read: CFA and size checked, uint16), checked when developed (check), brought
-# to whole repeats for the enhance command (align), packed (pack), the multiple its height and
-# width are cropped down to by the packing (the ground truth is cropped the same way), the packed
-# channels, and the decoded-raw cache's kinds for its packed input and its developed target.
-Packing = namedtuple('Packing', 'read check align pack multiple channels cache_kinds')
+# the train and test path (read: CFA and size checked, uint16), checked when developed (check),
+# brought to whole repeats for the enhance command (align), packed (pack), the multiple its height
+# and width are cropped down to by the packing, the packed channels, the decoded-raw cache's kinds
+# for its packed input and its developed target, the kind of its per-channel levels (None: the
+# profile's constants need none), the postprocess flags besides GT_POSTPROCESS, and how the
+# developed image is cut like the packed mosaic (cut_developed(path, raw, rgb)), so that ground
+# truth and input stay aligned pixel for pixel.
+Packing = namedtuple('Packing', 'read check align pack multiple channels cache_kinds levels_kind '
+                                'develop_flags cut_developed')
+# The file-levels Bayer packing develops the ground truth in the mosaic's own orientation: LibRaw
+# otherwise turns it by the file's orientation (EXIF 3: 180 degrees, same size), away from the
+# packed input, which is never turned.
+SENSOR_ORIENTATION = dict(user_flip=0)
 
 
 def _read_rggb(path):
     return read_bayer(path)[0]
 
 
+def _cut_to_multiple(multiple):
+    """cut_developed of the paper's packings: bottom and right cropped to `multiple`, as their
+    packing crops the mosaic (pack_xtrans to multiples of 6; even Bayer raws lose nothing)."""
+    def cut(path, raw, rgb):
+        height, width = (n // multiple * multiple for n in rgb.shape[:2])
+        return rgb if (height, width) == rgb.shape[:2] else rgb[:height, :width]
+    return cut
+
+
+def cut_to_red(image, phase):
+    """An image on the mosaic's grid cut to whole RGGB cells: from the red pixel at `phase` (row,
+    column of the first 2x2 cell), even height and width. At most one row or column goes at each
+    side, and a mosaic in any CFA phase becomes an RGGB one."""
+    dy, dx = phase
+    height, width = (image.shape[0] - dy) // 2 * 2, (image.shape[1] - dx) // 2 * 2
+    return image[dy:dy + height, dx:dx + width]
+
+
+def read_bayer_cells(path):
+    """Any Bayer raw for training and testing with its own levels: read_mosaic's mosaic cut to
+    whole RGGB cells (cut_to_red), so phase (0, 0); levels per packed channel, as read_mosaic
+    gives them for the enhance command (the same R, G, B, G sites)."""
+    mosaic = read_mosaic(path)
+    if mosaic.cfa != 'bayer':
+        raise SidError('%s: X-Trans sensor: train and test it with --camera=Fuji' % path)
+    counts = np.ascontiguousarray(cut_to_red(mosaic.counts, mosaic.phase))
+    return mosaic._replace(counts=counts, phase=(0, 0))
+
+
+def _cut_developed_to_red(path, raw, rgb):
+    """The developed image cut as read_bayer_cells cuts the mosaic; it must have the mosaic's
+    size (LibRaw stretches raws with non-square pixels, which cannot pair pixel for pixel)."""
+    visible = raw.raw_image_visible.shape
+    if rgb.shape[:2] != visible:
+        raise SidError('%s: developed size %dx%d differs from the raw mosaic\'s %dx%d (non-square '
+                       'pixels?): ground truth and input cannot be aligned'
+                       % (path, rgb.shape[1], rgb.shape[0], visible[1], visible[0]))
+    return cut_to_red(rgb, cfa_phase(path, raw))
+
+
+def _check_any_bayer(path, raw):
+    cfa_phase(path, raw)
+
+
 PACKINGS = {
-    'bayer': Packing(_read_rggb, _check_bayer, align_bayer, pack_bayer, 2,
-                     len(BAYER_OFFSETS), ('input', 'gt')),
+    'bayer': Packing(_read_rggb, _check_bayer, align_bayer, pack_bayer, 2, len(BAYER_OFFSETS),
+                     ('input', 'gt'), None, {}, _cut_to_multiple(2)),
+    # Any Bayer camera with the file's levels (camera.BAYER): the mosaic cut to start on its red
+    # pixel with even sides, the ground truth cut identically in the sensor's orientation.
+    'bayer_any': Packing(lambda path: read_bayer_cells(path).counts, _check_any_bayer,
+                         align_bayer, pack_bayer, 2, len(BAYER_OFFSETS),
+                         ('bayer_any_input', 'bayer_any_gt'), 'bayer_any_levels',
+                         SENSOR_ORIENTATION, _cut_developed_to_red),
     'xtrans': Packing(read_xtrans, check_xtrans, align_xtrans, pack_xtrans, XTRANS_PERIOD,
                       len(XTRANS_TILE_SITES) + len(XTRANS_CELL_SITES),
-                      ('xtrans_input', 'xtrans_gt')),
+                      ('xtrans_input', 'xtrans_gt'), None, {}, _cut_to_multiple(XTRANS_PERIOD)),
 }
 
 
@@ -645,18 +703,20 @@ def read_packed(path, packing='bayer'):
 
 
 def develop(path, packing='bayer'):
-    """The paper's ground truth as uint16 RGB: postprocess, cropped to the packed size x block
-    (the packing's multiple; a no-op for even-sized Bayer raws, as the authors' Fuji code crops
-    its ground truth to the network's output)."""
-    return _crop_to_packing(postprocess(path, packing), packing)
+    """The paper's ground truth as uint16 RGB: postprocess, cut as the packing cuts the mosaic
+    (cut_developed: to the packed size x block, as the authors' Fuji code crops its ground truth
+    to the network's output; a no-op for even-sized RGGB raws)."""
+    with open_raw(path) as raw:
+        PACKINGS[packing].check(path, raw)
+        return _developed(path, raw, packing)
 
 
-def _crop_to_packing(rgb, packing):
-    """rgb cropped at the bottom and right to the packing's multiple, the size the network
-    outputs for the raw (pack_xtrans crops to multiples of 6)."""
-    multiple = PACKINGS[packing].multiple
-    height, width = (n // multiple * multiple for n in rgb.shape[:2])
-    return rgb if (height, width) == rgb.shape[:2] else rgb[:height, :width]
+def _developed(path, raw, packing):
+    """An open raw postprocessed with the paper's flags (and the packing's), cut as the packing
+    cuts its mosaic."""
+    spec = PACKINGS[packing]
+    return spec.cut_developed(path, raw, raw.postprocess(**dict(GT_POSTPROCESS,
+                                                                **spec.develop_flags)))
 
 
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):
@@ -713,7 +773,7 @@ def develop_amplified(path, ratio, packing='bayer'):
         black = float(np.mean(raw.black_level_per_channel))
         bright = (counts.astype(np.float32) - np.float32(black)) * np.float32(ratio) + black
         counts[:] = np.clip(bright, 0, raw.white_level)
-        return _crop_to_packing(raw.postprocess(**GT_POSTPROCESS), packing)
+        return _developed(path, raw, packing)
 
 
 def read_exif(path):
@@ -786,13 +846,17 @@ def fail_cleanly(main):
 #   why, never used.
 
 CACHE_VERSION = 2  # bump when the decoded content or the entry format changes
-# Kind -> (packing, 0 packed counts (read_packed) | 1 developed RGB (develop)), both uint16. The
-# kind is part of an entry's name, so a raw's Bayer and X-Trans decodings can never be mixed up;
-# the Bayer kinds kept their names ('input', 'gt') from before X-Trans.
-CACHE_KINDS = dict((kind, (name, i)) for name, p in sorted(PACKINGS.items())
-                   for i, kind in enumerate(p.cache_kinds))
-CACHE_CHANNELS = dict((kind, (PACKINGS[name].channels, 3)[i])
-                      for kind, (name, i) in CACHE_KINDS.items())
+# Kind -> (packing, part): 0 packed counts (read_packed), 1 developed RGB (develop), 2 the packed
+# channels' black and white levels (levels_entry), all uint16. The kind is part of an entry's name,
+# so a raw's decodings for different packings can never be mixed up; the RGGB kinds of the paper's
+# constant levels kept their names ('input', 'gt') from before X-Trans.
+PACKED, DEVELOPED, LEVELS = 0, 1, 2
+CACHE_KINDS = dict((kind, (name, part)) for name, p in sorted(PACKINGS.items())
+                   for part, kind in enumerate(p.cache_kinds + (p.levels_kind,)) if kind)
+CACHE_CHANNELS = dict((kind, (PACKINGS[name].channels, 3, PACKINGS[name].channels)[part])
+                      for kind, (name, part) in CACHE_KINDS.items())
+LEVELS_ROWS = 2  # a levels entry is [2, 1, channels]: black, then white, per packed channel
+Levels = namedtuple('Levels', 'black white')  # float32 per packed channel, as Mosaic's
 CACHE_DTYPE = np.dtype(np.uint16)
 CACHE_TRAILER = struct.Struct('<8sI')  # magic, CRC-32 of everything before the trailer
 CACHE_MAGIC = b'SIDCRC32'
@@ -826,7 +890,7 @@ def cache_file(raw_path, kind, cache_dir, data_dir):
 
 
 def _entry_kind(path):
-    """'input' or 'gt', from an entry name <raw name>.<kind>.<stamp>.npy."""
+    """The kind ('input', 'gt', ...) from an entry name <raw name>.<kind>.<stamp>.npy."""
     parts = os.path.basename(path).split('.')
     if len(parts) < 4 or parts[-3] not in CACHE_KINDS:
         raise SidError('%s: not a cache entry name (<raw>.<%s>.<stamp>.npy)'
@@ -835,11 +899,31 @@ def _entry_kind(path):
 
 
 def decode_for_cache(raw_path, kind):
-    """The array a cache entry holds: uint16 packed counts [H/b, W/b, channels] or RGB [H, W, 3]."""
-    packing, developed = CACHE_KINDS[kind]
-    if not developed:
+    """The array a cache entry holds: uint16 packed counts [H/b, W/b, channels], RGB [H, W, 3] or
+    levels [2, 1, channels]."""
+    packing, part = CACHE_KINDS[kind]
+    if part == PACKED:
         return np.ascontiguousarray(read_packed(raw_path, packing))
+    if part == LEVELS:  # the file-levels Bayer packing's (X-Trans levels are constants)
+        return levels_entry(raw_path, read_bayer_cells(raw_path))
     return np.ascontiguousarray(develop(raw_path, packing), dtype=np.uint16)
+
+
+def levels_entry(path, mosaic):
+    """A Bayer mosaic's black and white level per packed channel as a cache entry's array."""
+    levels = np.stack([mosaic.black, mosaic.white]).reshape(LEVELS_ROWS, 1, -1)
+    if levels.min() < 0 or levels.max() > np.iinfo(CACHE_DTYPE).max or \
+            (levels != np.round(levels)).any():
+        raise SidError('%s: levels %s are not whole 16-bit counts'
+                       % (path, levels.ravel().tolist()))
+    return levels.astype(CACHE_DTYPE)
+
+
+def read_levels_entry(path):
+    """Levels(black, white) of a levels cache entry: float32 per packed channel, the values
+    read_mosaic gives for its raw."""
+    black, white = np.asarray(open_cached(path), np.float32)[:, 0]
+    return Levels(black, white)
 
 
 def write_cache_entry(path, array):
@@ -879,6 +963,8 @@ def cache_entry_problem(path, kind, verify=True):
                 return 'stored in Fortran order'
             if len(shape) != 3 or shape[2] != CACHE_CHANNELS[kind]:
                 return 'shape %s, expected (h, w, %d)' % (shape, CACHE_CHANNELS[kind])
+            if CACHE_KINDS[kind][1] == LEVELS and shape[:2] != (LEVELS_ROWS, 1):
+                return 'shape %s, expected (%d, 1, %d)' % (shape, LEVELS_ROWS, shape[2])
             expected = f.tell() + shape[0] * shape[1] * shape[2] * dtype.itemsize
             if size != expected + CACHE_TRAILER.size:
                 return '%s (%d bytes, its header makes %d)' % (

@@ -26,7 +26,11 @@ size.
 
 The camera is a profile (camera.py). For Fuji the X-Trans raw is cropped to multiples of 6 and
 packed into 9 channels at a third of the resolution, the output is 3x the packed size, and the
-ground truth and baseline are cropped to it (as the authors' Fuji code).
+ground truth and baseline are cropped to it (as the authors' Fuji code). With --camera=bayer (your
+own pairs of any Bayer camera, --test_list required) each raw is normalised with its own levels
+and cut to start on its red pixel with even sides (at most one row and column less on each side),
+the ground truth and baseline developed in the sensor's orientation and cut alike; the input is
+then what scripts/enhance.py packs for that area.
 
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
@@ -228,7 +232,8 @@ def main(argv):
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
 
-    pairs = select_pairs(sid_io.read_list(f.test_list, f.data_dir), f.all_pairs, f.test_list)
+    test_list = camera.required_list(f, 'test_list', profile)
+    pairs = select_pairs(sid_io.read_list(test_list, f.data_dir), f.all_pairs, test_list)
     if not pairs:
         raise sid_io.SidError('%s: no pairs to test%s' % (
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))

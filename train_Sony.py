@@ -15,10 +15,14 @@ What differs from the official script is how, not what:
   right learning rate; SIGINT/SIGTERM save first; a non-finite float32 loss stops the run.
 The camera is a profile (camera.py): its packing, levels and depth_to_space block (Sony 2x2 Bayer
 -> 4 channels, block 2; Fuji 6x6 X-Trans -> 9 channels, block 3, ground-truth crops at 3x the
-packed offset) and the defaults of the list, checkpoint and result flags.
+packed offset) and the defaults of the list, checkpoint and result flags. --camera=bayer fine-tunes
+on pairs of any Bayer camera: each raw normalised with its own per-channel levels (as
+scripts/enhance.py packs it), its mosaic and ground truth cut alike to start on the red pixel.
 
     python3 scripts/make_dataset.py                      # or the real Sony set in ./dataset
     python3 train_Sony.py --epochs=1001                  # the seed's recipe
+    python3 train_Sony.py --camera=bayer --data_dir=mine --train_list=mine/Sony_train_list.txt \
+        --finetune_from=checkpoint/Sony/ --checkpoint_dir=checkpoint/mine/    # your camera
     horovodrun -np 2 --gloo python3 train_Sony.py --distributed=horovod
 """
 import json
@@ -170,9 +174,10 @@ def augment(px, crop):
     return px
 
 
-def cut_patch(packed, rgb, ratio, crop, ps, profile=camera.SONY):
+def cut_patch(packed, rgb, ratio, crop, ps, profile=camera.SONY, levels=None):
     """One training pair: (float32 input [ps,ps,channels], target [b ps,b ps,3]) at `crop`, b the
-    camera's block (the ground truth's crop starts at b times the packed offset).
+    camera's block (the ground truth's crop starts at b times the packed offset), the input
+    normalised with `levels` (black, white), by default the profile's constants.
 
     The crop is cut and flipped in one copy of uint16 pixels straight from the memory map, then
     only the crop is amplified, clipped and converted to float.
@@ -182,7 +187,7 @@ def cut_patch(packed, rgb, ratio, crop, ps, profile=camera.SONY):
         flipped = np.ascontiguousarray(augment(pixels(image)[y:y + size, x:x + size], crop))
         return flipped.view(image.dtype).reshape(flipped.shape + image.shape[2:])
 
-    inp = sid_io.normalize(cut(packed, 1), *camera.levels(profile))
+    inp = sid_io.normalize(cut(packed, 1), *(levels or camera.levels(profile)))
     return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(cut(rgb, profile.block))
 
 
@@ -192,9 +197,12 @@ class CachedPairs(object):
 
     def __init__(self, pairs, entries, profile=camera.SONY):
         self.pairs, self.profile = pairs, profile
-        input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
+        packing = camera.PACKINGS[profile.packing]
+        input_kind, gt_kind = packing.cache_kinds
         self.inputs = [entries.get((p.short, input_kind)) for p in pairs]  # None: another rank's
         self.targets = [entries.get((p.long, gt_kind)) for p in pairs]  # novm
+        # The file's levels of each input (None where the profile's constants apply)
+        self.level_entries = [entries.get((p.short, packing.levels_kind)) for p in pairs]
         self.ratios = [sid_io.exposure_ratio(p.short, p.long) for p in pairs]  # novm
         self.scene_ids = [sid_io.parse_name(p.short)[0] for p in pairs]
 
@@ -220,7 +228,13 @@ class CachedPairs(object):
     def patch(self, crop, ps):
         packed = sid_io.open_cached(self.inputs[crop.pair])
         rgb = sid_io.open_cached(self.targets[crop.pair])
-        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps, self.profile)
+        return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps, self.profile,
+                         self.levels(crop.pair))
+
+    def levels(self, i):
+        """(black, white) per packed channel of pair i's input: the profile's, or its file's."""
+        entry = self.level_entries[i]
+        return camera.levels(self.profile, entry and sid_io.read_levels_entry(entry))
 
 
 def input_pipeline(data, crops, ps, batch_size):
@@ -337,7 +351,7 @@ def validate(sess, packed_ph, output, data, stop):
     import metrics
     scores = []
     for i in range(len(data.pairs)):
-        packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *camera.levels(data.profile))
+        packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *data.levels(i))
         sid_io.amplify(packed, data.ratios[i], out=packed)
         out, = inference.run_network(sess, packed_ph, output, packed, VAL_TILE,
                                      block=data.profile.block)
@@ -492,7 +506,8 @@ def main(argv):
                 % (len(removed), f.checkpoint_dir, ', '.join(removed)))
 
     # Data: every training file checked, decoded into the cache, and shape-checked before step 1.
-    pairs = training_pairs(sid_io.read_list(f.train_list, f.data_dir), f.first_burst_only)
+    train_list = camera.required_list(f, 'train_list', profile)
+    pairs = training_pairs(sid_io.read_list(train_list, f.data_dir), f.first_burst_only)
     if not pairs:
         raise sid_io.SidError('%s: the training list has no pairs%s' % (
             f.train_list, ' of burst frame _00' if f.first_burst_only else ''))
@@ -504,12 +519,9 @@ def main(argv):
                                                                       dist.size))
     my_pairs = [i for members in mine.values() for i in members]
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
-    long_raws = [pairs[i].long for i in my_pairs]  # novm
-    input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
-    raws = [(pairs[i].short, input_kind) for i in my_pairs] + [(raw, gt_kind) for raw in long_raws]
+    raws = camera.cache_jobs([pairs[i] for i in my_pairs], profile)
     if val_pairs and dist.is_chief:  # only rank 0 validates
-        raws += [(p.short, input_kind) for p in val_pairs]
-        raws += [(p.long, gt_kind) for p in val_pairs]  # novm
+        raws += camera.cache_jobs(val_pairs, profile)
     workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)

@@ -197,7 +197,8 @@ def bench_eval(f, work, final):
 
 def define_flags():
     from absl import flags
-    camera.define_flag(sets='the generated raws\' CFA and size and the network')
+    camera.define_flag(names=camera.DATASETS,
+                       sets='the generated raws\' CFA and size and the network')
     flags.adopt_module_key_flags(camera)
     flags.DEFINE_string('work_dir', '/tmp/sid_bench',
                         'generated data and results (outside the repo)')

@@ -5,6 +5,7 @@ the 25 GB Sony set once (about 1865 short + 161 long raws) while the device does
 
     python3 scripts/build_cache.py --data_dir=./dataset --lists=./Sony_train_list.txt
     python3 scripts/build_cache.py --camera=Fuji     # ./Fuji_train_list.txt, X-Trans entries
+    python3 scripts/build_cache.py --camera=bayer --data_dir=mine --lists=mine/Sony_train_list.txt
 
 Entries are written atomically, keyed by each raw's size, mtime, inode and ctime, and carry a
 checksum, so re-running decodes only what is missing, changed or damaged (one line per damaged
@@ -22,14 +23,11 @@ import sid_io  # noqa: E402
 
 
 def cache_jobs(lists, data_dir, profile=camera.SONY):
-    """(raw, kind) for every pair of the list files: packed input per short, RGB per long, as
-    train_Sony.py reads them for the camera `profile`."""
-    input_kind, gt_kind = camera.PACKINGS[profile.packing].cache_kinds
+    """(raw, kind) for every pair of the list files, as train_Sony.py reads them for the camera
+    `profile` (camera.cache_jobs: packed input per short, RGB per long, levels where needed)."""
     jobs = set()
     for list_path in lists:
-        for pair in sid_io.read_list(list_path, data_dir):
-            jobs.add((pair.short, input_kind))
-            jobs.add((pair[1], gt_kind))  # the long exposure
+        jobs.update(camera.cache_jobs(sid_io.read_list(list_path, data_dir), profile))
     return sorted(jobs)
 
 
@@ -52,7 +50,7 @@ def main(argv):
     f = flags.FLAGS
     profile = camera.from_flags()
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
-    jobs = cache_jobs(f.lists, f.data_dir, profile)
+    jobs = cache_jobs(camera.required_list(f, 'lists', profile), f.data_dir, profile)
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     start = time.time()
     entries = sid_io.build_cache(jobs, cache_dir, f.data_dir, f.workers, verify=f.verify)

@@ -66,7 +66,8 @@ def check(list_paths, data_dir, progress=True, profile=camera.SONY):
 def define_flags():
     from absl import flags
     flags.DEFINE_string('data_dir', 'dataset', 'dataset root the list paths are relative to')
-    camera.define_flag(sets='the colour filter every raw must have and the default lists')
+    camera.define_flag(names=camera.DATASETS,
+                       sets='the colour filter every raw must have and the default lists')
 
 
 def main(argv):

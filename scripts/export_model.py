@@ -45,8 +45,9 @@ CHECK_SEED = 0
 
 def define_flags():
     from absl import flags
-    camera.define_flag(sets='the input channels and output block (Sony 4 -> 2x, Fuji 9 -> 3x) '
-                       'and the default of --checkpoint_dir')
+    camera.define_flag(names=camera.DATASETS, sets='the input channels and output block (Sony 4 '
+                       '-> 2x, Fuji 9 -> 3x; a bayer model is exported as Sony) and the default of '
+                       '--checkpoint_dir')
     flags.adopt_module_key_flags(camera)
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
                         'trained model: folder with model.ckpt* (latest is used) or a prefix')

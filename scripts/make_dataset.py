@@ -43,6 +43,7 @@ FROM_CAMERA = 'camera'  # write_dng's default cfa: the camera's own pattern
 LIST_NAMES = {'train': 'Sony_train_list.txt', 'test': 'Sony_test_list.txt',
               'val': 'Sony_val_list.txt'}
 FUJI_LIST_NAMES = {split: name.replace('Sony', 'Fuji') for split, name in LIST_NAMES.items()}
+BAYER_LIST_NAMES = {split: name.replace('Sony', 'Bayer') for split, name in LIST_NAMES.items()}
 BAYER_MIN_SIDE = 22  # LibRaw rejects smaller images
 # LibRaw's X-Trans demosaic (Markesteijn, run by postprocess for the ground truth) works on
 # 512 x 512 tiles and refuses an image narrower or lower than one tile with an I/O error;
@@ -50,8 +51,10 @@ BAYER_MIN_SIDE = 22  # LibRaw rejects smaller images
 XTRANS_MIN_SIDE = 512
 
 # What the generator needs to know about a camera: where its files go, its CFA (colour index per
-# site of one repeat tile: 0 R, 1 G, 2 B), levels, EXIF make / model, list names and the sizes
-# LibRaw decodes (Bayer packing also needs even sides; X-Trans packing crops to multiples of 6).
+# site of one repeat tile: 0 R, 1 G, 2 B), levels (black: one, or four for the sites of a 2x2
+# cell), EXIF make / model, list names and the sizes LibRaw decodes (Bayer packing also needs even
+# sides; X-Trans packing crops to multiples of 6). 'bayer' is some other camera, for
+# train_Sony.py --camera=bayer: 12-bit, GRBG, a black level per site.
 Camera = namedtuple('Camera', 'folder cfa black white make model list_names '
                               'min_side side_multiple size_reason')
 CAMERAS = {
@@ -60,6 +63,8 @@ CAMERAS = {
     'fuji': Camera('Fuji', sid_io.XTRANS_CFA, sid_io.FUJI_BLACK_LEVEL, sid_io.FUJI_WHITE_LEVEL,
                    'FUJIFILM', 'X-T2', FUJI_LIST_NAMES, XTRANS_MIN_SIDE, 1,
                    "LibRaw's X-Trans demosaic tile"),
+    'bayer': Camera('Bayer', ((1, 0), (2, 1)), (600, 601, 602, 603), 4095, 'Generic',
+                    '12-bit GRBG', BAYER_LIST_NAMES, BAYER_MIN_SIDE, 2, 'LibRaw minimum'),
 }
 
 
@@ -176,20 +181,30 @@ def mosaic(scene, cfa):
     return out
 
 
+def black_levels(camera, shape):
+    """The camera's black level: its one number, or an [H, W] float32 map of its 2x2 cell's."""
+    if not np.ndim(camera.black):
+        return camera.black
+    cell = np.reshape(np.asarray(camera.black, np.float32), (2, 2))
+    return np.tile(cell, (shape[0] // 2, shape[1] // 2))
+
+
 def long_exposure(rng, scene, camera):
     """Clean ground-truth raw counts (uint16) of a linear scene."""
-    signal = mosaic(scene, camera.cfa) * (LONG_FILL * (camera.white - camera.black))
-    counts = camera.black + signal + rng.normal(0.0, 1.0, size=signal.shape)
+    black = black_levels(camera, scene.shape)
+    signal = mosaic(scene, camera.cfa) * (LONG_FILL * (camera.white - black))
+    counts = black + signal + rng.normal(0.0, 1.0, size=signal.shape)
     return np.clip(np.round(counts), 0, camera.white).astype(np.uint16)
 
 
 def short_exposure(rng, long_raw, ratio, iso, camera):
     """Raw counts of a `ratio`-times shorter exposure: shot noise (gain grows with ISO) plus read
     noise."""
-    signal = (long_raw.astype(np.float32) - camera.black).clip(0) / ratio
+    black = black_levels(camera, long_raw.shape)
+    signal = (long_raw.astype(np.float32) - black).clip(0) / ratio
     gain = iso / 400.0  # DN per electron: higher ISO, fewer electrons per count, more noise
     electrons = rng.poisson(signal / gain)
-    counts = camera.black + electrons * gain + rng.normal(0.0, READ_NOISE_DN, signal.shape)
+    counts = black + electrons * gain + rng.normal(0.0, READ_NOISE_DN, signal.shape)
     return np.clip(np.round(counts), 0, camera.white).astype(np.uint16)
 
 
@@ -240,12 +255,14 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
 def define_flags():
     from absl import flags
     flags.DEFINE_enum('camera', 'sony', sorted(CAMERAS),
-                      'sony: A7S II Bayer raws; fuji: X-T2 X-Trans raws (the paper\'s two cameras)')
+                      'sony: A7S II Bayer raws; fuji: X-T2 X-Trans raws (the paper\'s two '
+                      'cameras); bayer: another camera (12-bit GRBG, black 600-603 per site), '
+                      'for train_Sony.py --camera=bayer')
     flags.DEFINE_string('data_dir', 'dataset',
-                        'dataset root; raws go to <data_dir>/{Sony,Fuji}/{short,long}')
-    flags.DEFINE_string('list_dir', '', 'where {Sony,Fuji}_{train,test,val}_list.txt are written '
-                        '(default: the data_dir; never the project root, where the official '
-                        'lists are)')
+                        'dataset root; raws go to <data_dir>/{Sony,Fuji,Bayer}/{short,long}')
+    flags.DEFINE_string('list_dir', '', 'where {Sony,Fuji,Bayer}_{train,test,val}_list.txt are '
+                        'written (default: the data_dir; never the project root, where the '
+                        'official lists are)')
     flags.DEFINE_integer('height', 512, 'raw height in pixels (Sony: even, real 2848; '
                          'Fuji: >= %d, real 4032)' % XTRANS_MIN_SIDE)
     flags.DEFINE_integer('width', 768, 'raw width in pixels (Sony: even, real 4256; '

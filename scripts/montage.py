@@ -104,8 +104,8 @@ def define_flags():
     flags.DEFINE_string('test_list', './Sony_test_list.txt', 'the list test_Sony.py ran on')
     flags.DEFINE_string('out_dir', '', 'where the montages go (default: <result_dir>/montage)')
     flags.DEFINE_integer('width', DEFAULT_WIDTH, 'montage width in pixels (4 panels)')
-    camera.define_flag(sets='how the input is cropped and the defaults of --result_dir and '
-                       '--test_list')
+    camera.define_flag(names=camera.DATASETS, sets='how the input is cropped and the defaults of '
+                       '--result_dir and --test_list')
 
 
 def main(argv):

@@ -99,3 +99,13 @@ def tiny_fuji_dataset(tmp_path_factory):
     make_tiny_dataset(root, camera='fuji', height=FUJI_HEIGHT, width=FUJI_WIDTH, n_train=2,
                       n_test=1, n_val=1)
     return root
+
+
+@pytest.fixture(scope='session')
+def tiny_bayer_dataset(tmp_path_factory):
+    """A read-only tiny set of another Bayer camera (make_dataset's 'bayer': 12-bit GRBG, black
+    600-603 per site) for --camera=bayer, shared by the session: do not modify it (pass
+    --cache_dir elsewhere when training on it)."""
+    root = tmp_path_factory.mktemp('bayer')
+    make_tiny_dataset(root, camera='bayer')
+    return root

@@ -53,3 +53,20 @@ def test_unwritable_cache_folder_is_one_line_before_decoding(dataset, tmp_path):
     assert proc.returncode == 1
     assert errors(proc) == ['error: %s: cannot write the decoded-raw cache (Not a directory)'
                             % cache]
+
+
+def test_bayer_builds_its_own_kinds_and_needs_its_lists(tiny_bayer_dataset, tmp_path):
+    cache = tmp_path / 'cache'
+    common = ['--camera=bayer', '--data_dir=%s' % tiny_bayer_dataset, '--cache_dir=%s' % cache,
+              '--workers=1']
+    proc = run_script('scripts/build_cache.py', *common)
+    assert proc.returncode == 1 and errors(proc) == [
+        'error: --lists is empty (--camera=bayer has no default lists): name your list file '
+        '("short long ISO F" per line)']
+    assert not cache.exists()
+    val_list = tiny_bayer_dataset / 'Bayer_val_list.txt'
+    proc = run_script('scripts/build_cache.py', '--lists=%s' % val_list, *common)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.split('.')[-3] for p in glob.glob(str(cache / 'Bayer' / '*' / '*.npy')))
+    # one scene, two bursts: their inputs and levels, one ground truth
+    assert names == ['bayer_any_gt'] + ['bayer_any_input'] * 2 + ['bayer_any_levels'] * 2

@@ -96,24 +96,27 @@ def test_the_four_cfa_phases_of_one_scene_pack_to_one_input(tmp_path):
 
 def test_profiles_are_data():
     assert camera.PROFILES == {'Sony': camera.SONY, 'Fuji': camera.FUJI, 'bayer': camera.BAYER}
-    assert camera.DATASETS == ('Sony', 'Fuji')
+    assert camera.DATASETS == ('Sony', 'Fuji') and camera.CAMERAS == ('Sony', 'Fuji', 'bayer')
     assert camera.SONY.black == sid_io.BLACK_LEVEL and camera.SONY.white == sid_io.WHITE_LEVEL
     assert camera.BAYER.black == camera.BAYER.white == camera.FROM_FILE
     assert camera.FUJI == camera.Profile(
         name='Fuji', cfa='xtrans', black=1024, white=16383, packing='xtrans', block=3, channels=9,
         extension='.RAF', lists=('Fuji_train_list.txt', 'Fuji_test_list.txt',
                                  'Fuji_val_list.txt'), misaligned=())
+    assert dict((p.name, p.packing) for p in camera.PROFILES.values()) == {
+        'Sony': 'bayer', 'Fuji': 'xtrans', 'bayer': 'bayer_any'}
     for profile in camera.PROFILES.values():
         packing = camera.PACKINGS[profile.packing]
-        assert profile.cfa == profile.packing and profile.channels == packing.channels
+        assert profile.packing.split('_')[0] == profile.cfa
+        assert profile.channels == packing.channels
         assert profile.channels == profile.block ** 2  # one packed pixel per block x block sites
+        # a cache entry of the file's levels exactly where the profile reads them from the file
+        assert bool(packing.levels_kind) == (camera.FROM_FILE in (profile.black, profile.white))
     assert camera.PACKINGS['xtrans'].multiple == 6 and camera.PACKINGS['bayer'].multiple == 2
     assert camera.for_channels(4) == 'Sony/bayer' and camera.for_channels(9) == 'Fuji'
     bayer = sid_io.Mosaic(np.zeros((4, 4), np.uint16), (0, 0), 0, 1, 0, 'bayer')
     with pytest.raises(ValueError, match='a bayer mosaic for the Fuji profile'):
         camera.packed_input(bayer, camera.FUJI)
-    with pytest.raises(ValueError, match='constant levels'):
-        camera.packed_raw('x.dng', camera.BAYER)
 
 
 def test_flags_with_a_cameras_default_follow_the_camera():
@@ -150,3 +153,75 @@ def test_the_packed_inputs_of_both_cameras(tiny_dataset, tiny_fuji_dataset):
     whole = camera.packed_input(mosaic, camera.FUJI)
     assert whole.shape == (516 // 3, 522 // 3, 9)
     np.testing.assert_array_equal(whole[:170, :172], packed)
+
+
+@pytest.mark.parametrize('phase,cfa', PHASES)
+def test_bayer_profile_packs_a_raw_as_enhance_does_inside_the_red_cut(tmp_path, phase, cfa):
+    """packed_raw (training and test_Sony.py) is enhance.py's packed_input, without the mirrored
+    edge: the mosaic cut to start on its red pixel with even sides, at most one row and column
+    less at each side, the file's levels per packed channel."""
+    bayer = mirror_consistent_rggb(35, 51, seed=3) * 50 + 700  # odd sides: a row/column goes
+    path = write_raw(tmp_path / 'x.dng', phase_cut(bayer, phase), cfa=cfa,
+                     black=(600, 601, 602, 603), white=4095)
+    mosaic = sid_io.read_mosaic(path)
+    packed = camera.packed_raw(path, camera.BAYER)
+    (dy, dx), (height, width) = mosaic.phase, mosaic.counts.shape
+    assert packed.shape == ((height - dy) // 2, (width - dx) // 2, 4)
+    assert height - 2 * packed.shape[0] <= 2 and width - 2 * packed.shape[1] <= 2
+    whole = camera.packed_input(mosaic, camera.BAYER)
+    np.testing.assert_array_equal(packed, whole[dy:dy + packed.shape[0], dx:dx + packed.shape[1]])
+    # ... which is the formula: (counts - black_c) / (white_c - black_c) at the R, G, B, G sites
+    cut = mosaic.counts[dy:dy + 2 * packed.shape[0], dx:dx + 2 * packed.shape[1]]
+    cell_black = dict(zip(((0, 0), (0, 1), (1, 0), (1, 1)), (600, 601, 602, 603)))
+    for c, (y, x) in enumerate(sid_io.BAYER_OFFSETS):
+        black = np.float32(cell_black[((y + dy) % 2, (x + dx) % 2)])
+        want = np.maximum(cut[y::2, x::2].astype(np.float32) - black, 0)
+        want /= np.float32(4095) - black
+        np.testing.assert_array_equal(packed[..., c], want)
+
+
+def test_bayer_profile_on_an_rggb_raw_with_the_sony_levels_is_the_sony_packing(tiny_dataset):
+    for name in ('Sony/short/10001_00_0.033s.dng', 'Sony/long/00001_00_10s.dng'):
+        path = str(tiny_dataset / name)
+        assert camera.packed_raw(path, camera.BAYER).tobytes() == \
+            camera.packed_raw(path, camera.SONY).tobytes()
+
+
+@pytest.mark.parametrize('orientation', [3, 6, 8])
+def test_bayer_ground_truth_stays_on_the_mosaic_grid_whatever_the_orientation(tmp_path,
+                                                                              orientation):
+    """LibRaw turns its output by the file's orientation (3: 180 degrees, same size); the packed
+    input is never turned, so the ground truth is developed in the sensor's orientation."""
+    bayer = mirror_consistent_rggb(35, 51, seed=4) * 50 + 700
+    upright = write_raw(tmp_path / 'upright.dng', phase_cut(bayer, (1, 0)), cfa='GBRG')
+    turned = write_raw(tmp_path / 'turned.dng', phase_cut(bayer, (1, 0)), cfa='GBRG',
+                       orientation=orientation)
+    assert sid_io.read_mosaic(turned).flip != 0
+    gt = sid_io.develop(upright, camera.BAYER.packing)
+    assert gt.shape == (32, 50, 3)  # 33 x 51 from row 1: rows 1-32, columns 0-49
+    np.testing.assert_array_equal(sid_io.develop(turned, camera.BAYER.packing), gt)
+    # the developed image is cut like the mosaic: the full development at the same offset
+    full = sid_io.postprocess(upright, 'bayer_any', user_flip=0)
+    np.testing.assert_array_equal(gt, full[1:33, 0:50])
+    default = sid_io.postprocess(turned, 'bayer_any')  # what LibRaw does unasked: turn it
+    assert default.shape != full.shape or not np.array_equal(default, full)
+
+
+def test_bayer_profile_needs_the_list_flags(tmp_path):
+    from absl import flags
+    values = flags.FlagValues()
+    camera.define_flag(flag_values=values)
+    for name, default in (('train_list', './Sony_train_list.txt'),
+                          ('val_list', './Sony_val_list.txt'),
+                          ('checkpoint_dir', './checkpoint/Sony/')):
+        flags.DEFINE_string(name, default, '', flag_values=values)
+    values(['train_Sony.py', '--camera=bayer'])
+    camera.use_defaults(values, camera.BAYER)
+    assert (values.train_list, values.val_list, values.checkpoint_dir) == (
+        '', '', './checkpoint/bayer/')
+    with pytest.raises(sid_io.SidError) as e:
+        camera.required_list(values, 'train_list', camera.BAYER)
+    assert str(e.value) == ('--train_list is empty (--camera=bayer has no default lists): name '
+                            'your list file ("short long ISO F" per line)')
+    values(['train_Sony.py', '--camera=bayer', '--train_list=mine.txt'])
+    assert camera.required_list(values, 'train_list', camera.BAYER) == 'mine.txt'

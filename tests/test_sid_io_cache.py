@@ -208,3 +208,53 @@ def test_entries_are_written_durably_with_the_umask_mode(own_raw, tmp_path, monk
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o640
     assert os.stat(path).st_ino in synced and os.stat(os.path.dirname(path)).st_ino in synced
+
+
+def test_bayer_kinds_hold_the_red_cut_and_the_files_levels_apart_from_the_sony_kinds(
+        tiny_bayer_dataset, tiny_dataset, tmp_path):
+    """--camera=bayer's entries: packed counts after the cut to the red pixel, the identically cut
+    ground truth, the levels per packed channel; never the Sony kinds' names or contents."""
+    assert sid_io.CACHE_KINDS == {
+        'input': ('bayer', 0), 'gt': ('bayer', 1),  # the Sony kinds, unchanged
+        'bayer_any_input': ('bayer_any', 0), 'bayer_any_gt': ('bayer_any', 1),
+        'bayer_any_levels': ('bayer_any', 2),
+        'xtrans_input': ('xtrans', 0), 'xtrans_gt': ('xtrans', 1)}
+    pair = sid_io.read_list(str(tiny_bayer_dataset / 'Bayer_train_list.txt'),
+                            str(tiny_bayer_dataset))[0]
+    jobs = [(pair.short, 'bayer_any_input'), (pair.short, 'bayer_any_levels'),
+            (pair.long, 'bayer_any_gt')]
+    entries = sid_io.build_cache(jobs, str(tmp_path), str(tiny_bayer_dataset), workers=1,
+                                 progress=False)
+    mosaic = sid_io.read_mosaic(pair.short)
+    assert mosaic.phase == (0, 1)  # GRBG: the first and last columns go
+    packed = sid_io.open_cached(entries[jobs[0]])
+    np.testing.assert_array_equal(packed, sid_io.pack_bayer(mosaic.counts[:, 1:-1]))
+    levels = sid_io.read_levels_entry(entries[jobs[1]])
+    assert levels.black.tolist() == [601, 600, 602, 603] and levels.white.tolist() == [4095] * 4
+    assert sid_io.open_cached(entries[jobs[1]]).shape == (2, 1, 4)
+    rgb = sid_io.open_cached(entries[jobs[2]])
+    np.testing.assert_array_equal(rgb, sid_io.postprocess(pair.long, 'bayer_any',
+                                                          user_flip=0)[:, 1:-1])
+    assert rgb.shape == (2 * packed.shape[0], 2 * packed.shape[1], 3)
+    for (raw, kind), path in entries.items():
+        assert os.path.basename(path).startswith(os.path.basename(raw) + '.%s.v' % kind)
+    # A levels entry of the wrong shape is refused; the RGGB-only kinds refuse a GRBG raw.
+    bad = str(tmp_path / 'x.dng.bayer_any_levels.v2-1-1-1-1.npy')
+    sid_io.write_cache_entry(bad, np.zeros((3, 1, 4), np.uint16))
+    assert sid_io.cache_entry_problem(bad, 'bayer_any_levels') == (
+        'shape (3, 1, 4), expected (2, 1, 4)')
+    with pytest.raises(sid_io.SidError, match='CFA order GRBG, expected RGGB'):
+        sid_io.decode_for_cache(pair.short, 'input')
+    # The Sony set's RGGB raws in the Sony kinds: exactly the paper's pack_raw counts, as before.
+    sony = sid_io.read_list(str(tiny_dataset / 'Sony_train_list.txt'), str(tiny_dataset))[0]
+    np.testing.assert_array_equal(sid_io.decode_for_cache(sony.short, 'input'),
+                                  sid_io.decode_for_cache(sony.short, 'bayer_any_input'))
+
+
+def test_bayer_kinds_refuse_an_x_trans_raw_in_one_line(tiny_fuji_dataset, tmp_path):
+    raw = sid_io.read_list(str(tiny_fuji_dataset / 'Fuji_train_list.txt'),
+                           str(tiny_fuji_dataset))[0].short
+    for kind in ('bayer_any_input', 'bayer_any_gt', 'bayer_any_levels'):
+        with pytest.raises(sid_io.SidError) as e:
+            sid_io.decode_for_cache(raw, kind)
+        assert str(e.value).startswith(raw + ': X-Trans sensor') and '\n' not in str(e.value)

@@ -265,3 +265,46 @@ def test_a_result_folder_in_use_by_another_run_is_refused_in_one_line(tmp_path, 
         'error: %s: in use by test_Sony.py (pid 4242 on elsewhere); wait for it to end or give '
         '--result_dir another folder' % final]
     assert os.listdir(str(final)) == [sid_io.LOCK_NAME]  # nothing written, nothing removed
+
+
+def test_bayer_outputs_cover_the_red_cut_and_the_network_sees_enhances_packing(
+        tmp_path, tiny_bayer_dataset, checkpoint):
+    """--camera=bayer on another camera's pairs (12-bit GRBG, black 600-603 per site): full-size
+    outputs of the mosaic cut to start on red (96 x 134 of 96 x 136), the network's input being
+    scripts/enhance.py's packing of that area; eval.py scores them; no --test_list: one line."""
+    import camera
+    test_list = str(tiny_bayer_dataset / 'Bayer_test_list.txt')
+    data = ['--camera=bayer', '--data_dir=%s' % tiny_bayer_dataset]
+    result = tmp_path / 'result'
+    proc = run_script('test_Sony.py', *(data + ['--test_list=%s' % test_list, '--result_dir=%s'
+                                                % result, '--checkpoint_dir=%s' % checkpoint]))
+    assert proc.returncode == 0, proc.stderr
+    assert 'tested 2 pairs, skipped 0' in proc.stdout
+    sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
+    with sess:
+        for pair in sid_io.read_list(test_list, str(tiny_bayer_dataset)):
+            scene, burst, _ = sid_io.parse_name(pair.short)
+            if burst:
+                continue
+            ratio = sid_io.exposure_ratio(pair.short, pair.long)
+            stem = str(result / 'final' / ('%05d_00_%d_' % (scene, int(round(ratio)))))
+            mosaic = sid_io.read_mosaic(pair.short)
+            (dy, dx) = mosaic.phase
+            assert (dy, dx) == (0, 1)
+            packed = camera.packed_input(mosaic, camera.BAYER)[dy:dy + 48, dx:dx + 67]
+            np.testing.assert_array_equal(camera.packed_raw(pair.short, camera.BAYER), packed)
+            out, = inference.run_network(sess, packed_ph, output, sid_io.amplify(packed, ratio))
+            assert out.shape == (96, 134, 3)
+            assert np.abs(read_png(stem + 'out.png') - out).max() <= 1
+            gt = inference.postprocessed_to_uint8(sid_io.develop(pair.long, 'bayer_any'))
+            np.testing.assert_array_equal(read_png(stem + 'gt.png'), gt)
+            assert read_png(stem + 'scale.png').shape == gt.shape
+    proc = run_script('eval.py', '--camera=bayer', '--result_dir=%s' % result)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r'^average psnr: [\d.]+$', proc.stdout, re.M)
+    proc = run_script('test_Sony.py', *(data + ['--checkpoint_dir=%s' % checkpoint,
+                                                '--result_dir=%s' % (tmp_path / 'none')]))
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        'error: --test_list is empty (--camera=bayer has no default lists): name your list file '
+        '("short long ISO F" per line)']
+    assert not (tmp_path / 'none').exists()

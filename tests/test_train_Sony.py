@@ -798,3 +798,95 @@ def test_checkpoint_every_saves_those_epochs_and_the_last_and_resume_follows(dat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {int(g[0]) for g in parsed(proc.stdout, train_Sony.STEP_LOG_RE)} == {4}
     assert latest_state(tmp_path)[1:] == (4, 4 * STEPS)
+
+
+# ---------------------------------------------------------------- --camera=bayer
+
+def pipeline_patches(data, crops):
+    with tf.Graph().as_default():
+        batch = train_Sony.input_pipeline(data, lambda: iter(crops), PS, 1)
+        with tf.Session() as sess:
+            return [sess.run(batch)[:2] for _ in crops]
+
+
+def cached_pairs(list_path, data_dir, cache, profile):
+    pairs = sid_io.read_list(list_path, data_dir)
+    entries = sid_io.build_cache(camera.cache_jobs(pairs, profile), cache, data_dir, workers=1,
+                                 progress=False)
+    return pairs, train_Sony.CachedPairs(pairs, entries, profile)
+
+
+def test_bayer_patches_are_the_formula_with_each_files_levels_and_the_red_cut(
+        tiny_bayer_dataset, tmp_path):
+    """Another camera (12-bit GRBG, black 600-603 per site): input (counts - black_c) /
+    (white_c - black_c) at the R, G, B, G sites of the mosaic cut to start on red (the first and
+    last columns go), amplified, clipped; target the development cut alike, at 2x the offset."""
+    import rawpy
+    pairs, data = cached_pairs(str(tiny_bayer_dataset / 'Bayer_train_list.txt'),
+                               str(tiny_bayer_dataset), str(tmp_path), camera.BAYER)
+    shapes = data.check_shapes(range(len(pairs)), PS)
+    assert set(shapes.values()) == {(48, 67)}  # 96 x 136 -> 96 x 134
+    crops = train_Sony.epoch_crops(train_Sony.group_scenes(pairs), shapes, PS, 6,
+                                   train_Sony.epoch_rng(3, 1, 0))
+    black = {(0, 0): 600, (0, 1): 601, (1, 0): 602, (1, 1): 603}  # the generator's, per site
+    for crop, (inp, gt) in zip(crops, pipeline_patches(data, crops)):
+        pair = pairs[crop.pair]
+        with rawpy.imread(pair.short) as raw:
+            counts = raw.raw_image_visible.astype(np.float32)[:, 1:-1]  # R at column 1
+        full = np.stack([(np.maximum(counts[y::2, x::2] - black[(y, (x + 1) % 2)], 0) /
+                          np.float32(4095 - black[(y, (x + 1) % 2)]))
+                         for y, x in sid_io.BAYER_OFFSETS], axis=-1)
+        full *= np.float32(sid_io.exposure_ratio(pair.short, pair.long))
+        with rawpy.imread(pair.long) as raw:
+            rgb = raw.postprocess(user_flip=0, **sid_io.GT_POSTPROCESS)[:, 1:-1]
+        want = official_patch(full, rgb.astype(np.float32) / np.float32(65535), crop, PS)
+        np.testing.assert_allclose(inp[0], want[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(gt[0], want[1])
+        assert 0 < inp[0].mean() and inp[0].max() <= 1
+
+
+def test_bayer_path_on_rggb_raws_with_the_sony_levels_gives_the_sony_patches(data, tmp_path):
+    """The Sony set's raws (RGGB, 512/16383, even sides: the cut keeps everything) through
+    --camera=bayer: the same patches bit for bit, from cache entries of their own kinds."""
+    list_path = os.path.join(str(data), 'Sony_train_list.txt')
+    pairs, sony = cached_pairs(list_path, str(data), str(tmp_path), camera.SONY)
+    _, bayer = cached_pairs(list_path, str(data), str(tmp_path), camera.BAYER)
+    shapes = sony.check_shapes(range(len(pairs)), PS)
+    assert bayer.check_shapes(range(len(pairs)), PS) == shapes
+    assert set(sony.inputs).isdisjoint(bayer.inputs) and set(sony.targets).isdisjoint(bayer.targets)
+    crops = train_Sony.epoch_crops(train_Sony.group_scenes(pairs), shapes, PS, 6,
+                                   train_Sony.epoch_rng(5, 1, 0))
+    for (a, b), (c, d) in zip(pipeline_patches(sony, crops), pipeline_patches(bayer, crops)):
+        assert a.tobytes() == c.tobytes() and b.tobytes() == d.tobytes()
+
+
+def test_bayer_trains_two_epochs_with_validation(tiny_bayer_dataset, tmp_path):
+    lists = dict((k, str(tiny_bayer_dataset / ('Bayer_%s_list.txt' % k))) for k in ('train', 'val'))
+    proc = train(tiny_bayer_dataset, tmp_path, '--camera=bayer', '--epochs=2', '--val_every=2',
+                 '--train_list=%s' % lists['train'], '--val_list=%s' % lists['val'],
+                 '--cache_dir=%s' % (tmp_path / 'cache'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'bayer: 6 pairs in 3 scenes (3 on this rank), 3 steps of batch 1' in proc.stdout
+    assert [int(g[0]) for g in parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)] == [1, 2]
+    assert [g[0] for g in parsed(proc.stdout, train_Sony.VAL_LOG_RE)] == ['2']
+    assert (tmp_path / 'ckpt' / train_Sony.BEST_DIR / train_Sony.BEST_FILE).is_file()
+    kinds = sorted(n.split('.')[-3] for _, _, names in os.walk(str(tmp_path / 'cache'))
+                   for n in names)
+    # 6 training and 1 validation short exposures, 3 + 1 long ones
+    assert kinds == ['bayer_any_gt'] * 4 + ['bayer_any_input'] * 7 + ['bayer_any_levels'] * 7
+
+
+def test_bayer_without_a_list_and_sony_on_another_cfa_fail_in_one_line(tiny_bayer_dataset,
+                                                                       tmp_path):
+    proc = run_script('train_Sony.py', '--camera=bayer', '--data_dir=%s' % tiny_bayer_dataset,
+                      '--checkpoint_dir=%s' % (tmp_path / 'ckpt'), '--device=cpu')
+    assert_one_line_error(proc, '--train_list is empty (--camera=bayer has no default lists)')
+    proc = train(tiny_bayer_dataset, tmp_path, '--epochs=1', '--cache_dir=%s' % (tmp_path / 'c'),
+                 '--train_list=%s' % (tiny_bayer_dataset / 'Bayer_train_list.txt'))
+    assert_one_line_error(proc, 'CFA order GRBG, expected RGGB')
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_sony_runs_keep_the_sony_cache_kinds(trained, data):
+    kinds = set(n.split('.')[-3] for _, _, names in os.walk(str(data / 'cache')) for n in names)
+    assert kinds == {'input', 'gt'}
