@@ -21,8 +21,12 @@ BLACK_LEVEL = 512
 WHITE_LEVEL = 16383
 MAX_RATIO = 300  # the paper caps the amplification ratio
 GT_SCALE = 65535.0  # rawpy postprocess with output_bps=16
-# The paper's development of the long exposure into the ground truth.
-GT_POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
+# The paper's development of the long exposure into the ground truth, in the sensor's
+# orientation (user_flip=0): LibRaw otherwise turns its output by the file's EXIF orientation
+# (3: 180 degrees at the same size, silently) while the packed input is never turned. For the
+# unrotated files of the SID set this is exactly the paper's postprocess call.
+GT_POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
+                      user_flip=0)
 # Positions of R, G, B, G in a 2x2 RGGB cell, in the paper's channel order.
 BAYER_OFFSETS = ((0, 0), (0, 1), (1, 1), (1, 0))
 SPLITS = {'train': 0, 'test': 1, 'val': 2}  # first digit of the scene id
@@ -622,15 +626,11 @@ def align_xtrans(mosaic, phase):
 # brought to whole repeats for the enhance command (align), packed (pack), the multiple its height
 # and width are cropped down to by the packing, the packed channels, the decoded-raw cache's kinds
 # for its packed input and its developed target, the kind of its per-channel levels (None: the
-# profile's constants need none), the postprocess flags besides GT_POSTPROCESS, and how the
-# developed image is cut like the packed mosaic (cut_developed(path, raw, rgb)), so that ground
-# truth and input stay aligned pixel for pixel.
+# profile's constants need none), and how the developed image (GT_POSTPROCESS) is cut like the
+# packed mosaic (cut_developed(path, raw, rgb)), so that ground truth and input stay aligned pixel
+# for pixel.
 Packing = namedtuple('Packing', 'read check align pack multiple channels cache_kinds levels_kind '
-                                'develop_flags cut_developed')
-# The file-levels Bayer packing develops the ground truth in the mosaic's own orientation: LibRaw
-# otherwise turns it by the file's orientation (EXIF 3: 180 degrees, same size), away from the
-# packed input, which is never turned.
-SENSOR_ORIENTATION = dict(user_flip=0)
+                                'cut_developed')
 
 
 def _read_rggb(path):
@@ -683,16 +683,16 @@ def _check_any_bayer(path, raw):
 
 PACKINGS = {
     'bayer': Packing(_read_rggb, _check_bayer, align_bayer, pack_bayer, 2, len(BAYER_OFFSETS),
-                     ('input', 'gt'), None, {}, _cut_to_multiple(2)),
+                     ('input', 'gt'), None, _cut_to_multiple(2)),
     # Any Bayer camera with the file's levels (camera.BAYER): the mosaic cut to start on its red
     # pixel with even sides, the ground truth cut identically in the sensor's orientation.
     'bayer_any': Packing(lambda path: read_bayer_cells(path).counts, _check_any_bayer,
                          align_bayer, pack_bayer, 2, len(BAYER_OFFSETS),
                          ('bayer_any_input', 'bayer_any_gt'), 'bayer_any_levels',
-                         SENSOR_ORIENTATION, _cut_developed_to_red),
+                         _cut_developed_to_red),
     'xtrans': Packing(read_xtrans, check_xtrans, align_xtrans, pack_xtrans, XTRANS_PERIOD,
                       len(XTRANS_TILE_SITES) + len(XTRANS_CELL_SITES),
-                      ('xtrans_input', 'xtrans_gt'), None, {}, _cut_to_multiple(XTRANS_PERIOD)),
+                      ('xtrans_input', 'xtrans_gt'), None, _cut_to_multiple(XTRANS_PERIOD)),
 }
 
 
@@ -712,11 +712,8 @@ def develop(path, packing='bayer'):
 
 
 def _developed(path, raw, packing):
-    """An open raw postprocessed with the paper's flags (and the packing's), cut as the packing
-    cuts its mosaic."""
-    spec = PACKINGS[packing]
-    return spec.cut_developed(path, raw, raw.postprocess(**dict(GT_POSTPROCESS,
-                                                                **spec.develop_flags)))
+    """An open raw postprocessed with the paper's flags, cut as the packing cuts its mosaic."""
+    return PACKINGS[packing].cut_developed(path, raw, raw.postprocess(**GT_POSTPROCESS))
 
 
 def normalize(packed, black=BLACK_LEVEL, white=WHITE_LEVEL):

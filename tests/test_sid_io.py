@@ -415,8 +415,8 @@ def test_orient_turns_like_libraw(tmp_path, orientation):
     """sid_io.orient(image, flip) against rawpy's own postprocess with and without flipping."""
     path = write_raw(tmp_path / 'x.dng', random_bayer((24, 40)), orientation=orientation)
     mosaic = sid_io.read_mosaic(path)
-    turned = sid_io.postprocess(path, half_size=True)
-    flat = sid_io.postprocess(path, half_size=True, user_flip=0)
+    turned = sid_io.postprocess(path, half_size=True, user_flip=-1)  # LibRaw's own turning
+    flat = sid_io.postprocess(path, half_size=True)  # the sensor's orientation (GT_POSTPROCESS)
     assert (mosaic.flip != 0) == (orientation != 1)
     np.testing.assert_array_equal(sid_io.orient(flat, mosaic.flip), turned)
 
