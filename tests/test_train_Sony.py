@@ -838,7 +838,7 @@ def test_bayer_patches_are_the_formula_with_each_files_levels_and_the_red_cut(
                          for y, x in sid_io.BAYER_OFFSETS], axis=-1)
         full *= np.float32(sid_io.exposure_ratio(pair.short, pair.long))
         with rawpy.imread(pair.long) as raw:
-            rgb = raw.postprocess(user_flip=0, **sid_io.GT_POSTPROCESS)[:, 1:-1]
+            rgb = raw.postprocess(**dict(sid_io.GT_POSTPROCESS, user_flip=0))[:, 1:-1]
         want = official_patch(full, rgb.astype(np.float32) / np.float32(65535), crop, PS)
         np.testing.assert_allclose(inp[0], want[0], rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(gt[0], want[1])
