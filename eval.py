@@ -245,7 +245,6 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
 
 def main(argv):
     del argv
-    import multiprocessing
     from absl import flags
     from tqdm import tqdm
     f = flags.FLAGS
@@ -271,7 +270,7 @@ def main(argv):
         with tqdm(jobs, **progress) as bar:
             scores = [score(job) for job in bar]
     else:
-        with multiprocessing.Pool(processes) as pool:
+        with sid_io.process_pool(processes) as pool:
             with tqdm(pool.imap(score, jobs), **progress) as bar:
                 scores = list(bar)
     seconds = time.time() - start

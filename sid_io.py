@@ -1034,15 +1034,23 @@ def build_cache_entry(raw_path, kind, cache_dir, data_dir, verify=True):
     return path, None if problem == MISSING else problem
 
 
-def _quiet_fork_warning():
-    """rawpy warns in every forked worker; build_cache forks only before LibRaw ever ran.
+def process_pool(processes, initializer=None):
+    """A multiprocessing Pool whose workers start from a clean single-threaded process.
 
-    Workers also ignore SIGINT: Ctrl-C in a terminal reaches the whole process group, and the
-    parent alone answers it (one line, the pool terminated) instead of a traceback per worker.
+    By the time a script needs workers, TensorFlow, OpenBLAS and tqdm have started threads, and
+    fork() of a multi-threaded process can deadlock the child (Python 3.12+ warns so; a CI run on
+    Python 3.13 hung 600 s in the cache build's pool). A fork server (spawn where there is none)
+    never inherits those threads; its price is one interpreter start, well under a second.
     """
+    import multiprocessing
+    method = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
+    return multiprocessing.get_context(method).Pool(processes, initializer=initializer)
+
+
+def _ignore_sigint():
+    """Ctrl-C in a terminal reaches the whole process group: the cache build's parent alone
+    answers it (one line, the pool terminated) instead of a traceback per worker."""
     import signal
-    import warnings
-    warnings.filterwarnings('ignore', message='rawpy is being used in a process created by')
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -1078,10 +1086,7 @@ def build_cache(raws, cache_dir, data_dir, workers=0, progress=True, verify=True
         results = (_build_job(job) for job in todo)
         pool = None
     else:
-        # Forking is safe while this process has never run LibRaw (its OpenMP pool is what can
-        # deadlock a forked child); otherwise pay for spawn's slower start.
-        ctx = multiprocessing.get_context('spawn' if 'rawpy' in sys.modules else 'fork')
-        pool = ctx.Pool(workers, initializer=_quiet_fork_warning)
+        pool = process_pool(workers, initializer=_ignore_sigint)
         results = pool.imap_unordered(_build_job, todo)
     try:
         for job, (path, rebuilt) in results:

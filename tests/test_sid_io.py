@@ -2,6 +2,7 @@
 import errno
 import os
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -515,3 +516,30 @@ def test_a_normal_exit_releases_and_removes_the_lock(tmp_path):
     assert hold(tmp_path, wait=False).returncode == 0
     assert os.listdir(str(tmp_path)) == []
     assert hold(tmp_path, wait=False).returncode == 0
+
+
+_HELD = threading.Lock()
+
+
+def _parent_lock_is_free(_):
+    """In a pool worker: a forked copy of a lock another thread held stays locked forever."""
+    return _HELD.acquire(timeout=0.5)
+
+
+def test_pool_workers_do_not_inherit_a_lock_held_by_another_thread():
+    # what deadlocked a forked cache worker: TF's and tqdm's threads were running in the parent
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _HELD:
+            held.set()
+            release.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait()
+        with sid_io.process_pool(2) as pool:
+            assert pool.map(_parent_lock_is_free, range(2)) == [True, True]
+    finally:
+        release.set()
+        holder.join()
