@@ -796,27 +796,70 @@ def read_exif(path):
 EXIT_INTERRUPTED = 128 + 2  # the shell's status for a run stopped by SIGINT (Ctrl-C)
 
 
+_sigints_seen = []
+
+
+def _note_sigint(signum, frame):
+    """Python's own Ctrl-C behaviour (KeyboardInterrupt), plus a note of it: library code that
+    swallows the exception on its way up (a bare except, a C API that clears errors) cannot make
+    the run forget the Ctrl-C (raise_if_interrupted)."""
+    del frame
+    _sigints_seen.append(signum)
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted():
+    """Raise again a Ctrl-C that arrived but was swallowed before it reached fail_cleanly: called
+    where a script replaces the SIGINT handler with its own (train_Sony.py's loop)."""
+    if _sigints_seen:
+        raise KeyboardInterrupt
+
+
+def _from_interrupt(error):
+    """Whether `error` is a Ctrl-C in disguise: TF 1.15's C API turns a KeyboardInterrupt raised
+    inside it into `SystemError: ... returned a result with an error set`, caused by it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def fail_cleanly(main):
     """Decorator for a script's main(): a SidError ends the run with its one-line message, exit 1;
     Ctrl-C (SIGINT, where the script has no handler of its own) with one line, exit 130."""
     import functools
+    import signal
     import sys
+    import threading
+
+    def interrupted():
+        # The cleanup that matters (temporaries removed, worker pools terminated) ran in the
+        # `finally`s the interrupt passed through. Interpreter teardown would add tracebacks
+        # of objects it interrupted half-built (a progress bar's __del__), so skip it.
+        sys.stdout.flush()
+        sys.stderr.write('error: interrupted (SIGINT)\n')
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, _note_sigint)
         try:
             return main(*args, **kwargs)
         except SidError as e:
             sys.stderr.write('error: %s\n' % e)
             sys.exit(1)
         except KeyboardInterrupt:
-            # The cleanup that matters (temporaries removed, worker pools terminated) ran in the
-            # `finally`s the interrupt passed through. Interpreter teardown would add tracebacks
-            # of objects it interrupted half-built (a progress bar's __del__), so skip it.
-            sys.stdout.flush()
-            sys.stderr.write('error: interrupted (SIGINT)\n')
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
+            interrupted()
+        except Exception as e:
+            if _from_interrupt(e):
+                interrupted()
+            raise
     return wrapper
 
 

@@ -472,6 +472,7 @@ class StopRequest(object):
     """SIGINT/SIGTERM only set a flag; the loop finishes the step, saves, then exits."""
 
     def __init__(self):
+        sid_io.raise_if_interrupted()  # a start-up Ctrl-C that library code swallowed
         self.signum = None
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, self._handle)

@@ -543,3 +543,43 @@ def test_pool_workers_do_not_inherit_a_lock_held_by_another_thread():
     finally:
         release.set()
         holder.join()
+
+
+def run_wrapped(body):
+    """Run `body` as a fail_cleanly-wrapped main in a fresh interpreter: (exit code, stderr)."""
+    import subprocess
+    import sys
+    import textwrap
+    code = 'import os, signal, sid_io\n@sid_io.fail_cleanly\ndef main():\n%s\nmain()\n' % (
+        textwrap.indent(textwrap.dedent(body), '    '))
+    proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return proc.returncode, proc.stderr
+
+
+def test_a_ctrl_c_that_library_code_swallowed_still_stops_the_run():
+    # what a bare `except:` in a library, or a C API clearing the error, does to a Ctrl-C
+    assert run_wrapped('''
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except BaseException:
+            pass
+        sid_io.raise_if_interrupted()
+        print('never')
+    ''') == (sid_io.EXIT_INTERRUPTED, 'error: interrupted (SIGINT)\n')
+    assert run_wrapped('sid_io.raise_if_interrupted()') == (0, '')
+
+
+def test_a_ctrl_c_surfacing_as_a_systemerror_from_c_code_is_one_line_and_exit_130():
+    # TF 1.15's SWIG wrappers: "SystemError: <built-in function TF_NewBuffer> returned a result
+    # with an error set", caused by the KeyboardInterrupt raised inside the call
+    assert run_wrapped('''
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError('<built-in function TF_NewBuffer> returned a result with an error '
+                              'set') from e
+    ''') == (sid_io.EXIT_INTERRUPTED, 'error: interrupted (SIGINT)\n')
+    code, stderr = run_wrapped('raise SystemError("a real one")')
+    assert code == 1 and stderr.splitlines()[-1] == 'SystemError: a real one'
