@@ -1,6 +1,7 @@
 """Shared fixtures: the project root on sys.path, tiny generated SID datasets, raws named like the
 authors' list files, quiet TF."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -45,6 +46,13 @@ def run_script(script, *args, **kwargs):
     return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           env=env, cwd=kwargs.pop('cwd', None), timeout=kwargs.pop('timeout', 600))
+
+
+def ctrl_c_enabled():
+    """preexec_fn for a child a test will Ctrl-C: a non-interactive shell starts its background
+    jobs with SIGINT ignored (a suite launched with `&`, some CI runners), every child inherits
+    that, and the test's SIGINT would then do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def official_lines(name):

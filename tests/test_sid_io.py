@@ -9,6 +9,7 @@ import pytest
 
 import make_dataset
 import sid_io
+from conftest import ctrl_c_enabled
 
 
 def write_raw(path, bayer, iso=200, fnumber=8.0, exposure=0.1, **camera):
@@ -554,6 +555,7 @@ def run_wrapped(body):
         textwrap.indent(textwrap.dedent(body), '    '))
     proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True,
+                          preexec_fn=ctrl_c_enabled,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return proc.returncode, proc.stderr
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from conftest import ROOT, make_tiny_dataset, run_script
+from conftest import ROOT, ctrl_c_enabled, make_tiny_dataset, run_script
 
 import camera
 import checkpoints
@@ -452,7 +452,7 @@ def test_a_failed_save_stops_in_one_line_naming_the_last_good_checkpoint(data, t
 
 def test_sigint_during_start_up_is_one_line_and_exit_130(data, tmp_path):
     """Issue 9.14: before the training loop installs its own handler (which saves first)."""
-    proc = popen_train(data, tmp_path, '--epochs=1')
+    proc = popen_train(data, tmp_path, '--epochs=1', preexec_fn=ctrl_c_enabled)
     first = proc.stdout.readline()
     assert first.startswith('device=cpu')  # main() is running: flags parsed, nothing trained
     proc.send_signal(signal.SIGINT)
