@@ -763,12 +763,14 @@ def develop_amplified(path, ratio, packing='bayer'):
     (as pack_raw + amplify clip at 1), developed and cropped like the ground truth (develop) ->
     uint16 [H, W, 3].
 
-    Uses the file's own levels and any CFA of `packing`'s kind, so it shows raws as they are.
+    Uses the file's own levels and any CFA of `packing`'s kind, so it shows raws as they are:
+    each site's own black (a camera whose blacks differ by a count or two per site would get a
+    colour cast of ratio times that from one mean black).
     """
     with open_raw(path) as raw:
         counts = raw.raw_image_visible  # LibRaw's buffer: postprocess develops what is written here
-        black = float(np.mean(raw.black_level_per_channel))
-        bright = (counts.astype(np.float32) - np.float32(black)) * np.float32(ratio) + black
+        black = np.asarray(raw.black_level_per_channel, np.float32)[raw.raw_colors_visible]
+        bright = (counts.astype(np.float32) - black) * np.float32(ratio) + black
         counts[:] = np.clip(bright, 0, raw.white_level)
         return _developed(path, raw, packing)
 

@@ -9,6 +9,7 @@ the project root.
 
     python3 scripts/check_dataset.py --data_dir=dataset
     python3 scripts/check_dataset.py --data_dir=dataset --camera=Fuji
+    python3 scripts/check_dataset.py --data_dir=mine --camera=bayer mine/Sony_train_list.txt
     python3 scripts/check_dataset.py --data_dir=/data/sid_small /data/sid_small/Sony_test_list.txt
 """
 import os
@@ -66,14 +67,17 @@ def check(list_paths, data_dir, progress=True, profile=camera.SONY):
 def define_flags():
     from absl import flags
     flags.DEFINE_string('data_dir', 'dataset', 'dataset root the list paths are relative to')
-    camera.define_flag(names=camera.DATASETS,
-                       sets='the colour filter every raw must have and the default lists')
+    camera.define_flag(sets='the colour filter every raw must have and the default lists '
+                       '(bayer: any Bayer phase, no default lists)')
 
 
 def main(argv):
     from absl import flags
     profile = camera.PROFILES[flags.FLAGS.camera]
     list_paths = argv[1:] or [os.path.join(PROJECT_ROOT, name) for name in profile.lists]
+    if not list_paths:
+        raise sid_io.SidError('--camera=%s has no default lists: name your list files after the '
+                              'flags' % profile.name)
     errors, summaries, count = check(list_paths, flags.FLAGS.data_dir, profile=profile)
     for line in summaries:
         print(line)

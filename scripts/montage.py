@@ -16,6 +16,7 @@ images, metrics.psnr, as eval.py).
     python3 scripts/montage.py                                  # ./result_Sony, ./dataset
     python3 scripts/montage.py --test_list=dataset/Sony_test_list.txt --width=1600
     python3 scripts/montage.py --camera=Fuji          # ./result_Fuji, ./Fuji_test_list.txt
+    python3 scripts/montage.py --camera=bayer --test_list=mine/Sony_test_list.txt  # any Bayer
 """
 import os
 import sys
@@ -104,8 +105,8 @@ def define_flags():
     flags.DEFINE_string('test_list', './Sony_test_list.txt', 'the list test_Sony.py ran on')
     flags.DEFINE_string('out_dir', '', 'where the montages go (default: <result_dir>/montage)')
     flags.DEFINE_integer('width', DEFAULT_WIDTH, 'montage width in pixels (4 panels)')
-    camera.define_flag(names=camera.DATASETS, sets='how the input is cropped and the defaults of '
-                       '--result_dir and --test_list')
+    camera.define_flag(sets='how the input is cropped and the defaults of --result_dir and '
+                       '--test_list (bayer: none for --test_list)')
 
 
 def main(argv):
@@ -116,7 +117,7 @@ def main(argv):
     final_dir = sid_eval.find_final_dir(f.result_dir)
     base = os.path.dirname(final_dir) if os.path.basename(final_dir) == 'final' else final_dir
     out_dir = f.out_dir or os.path.join(base, 'montage')
-    shorts = pair_of(f.test_list, f.data_dir)
+    shorts = pair_of(camera.required_list(f, 'test_list', profile), f.data_dir)
     items = sid_eval.list_results(final_dir)
     keys = [(int(scene), burst, ratio) for scene, burst, ratio, _, _ in items]
     for item, key in zip(items, keys):  # every input must be there before anything is drawn

@@ -156,3 +156,19 @@ def test_without_lists_the_fuji_profile_checks_the_authors_fuji_lists(tmp_path):
     assert [e.split(': ')[1] for e in errors] == [
         os.path.join(ROOT, 'Fuji_%s_list.txt' % split) for split in ('train', 'test', 'val')]
     assert all(' 0 of ' in e for e in errors)
+
+
+def test_bayer_profile_reads_any_bayer_phase_and_needs_lists(tiny_bayer_dataset):
+    """--camera=bayer (another camera's pairs for train_Sony.py --camera=bayer): GRBG raws decode
+    cleanly where the Sony profile refuses them; it has no default lists to fall back on."""
+    lists = [tiny_bayer_dataset / ('Bayer_%s_list.txt' % split) for split in ('train', 'test')]
+    result = run_script('scripts/check_dataset.py', '--data_dir', tiny_bayer_dataset,
+                        '--camera=bayer', *lists)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith('15 raw files in ')
+    sony = run_script('scripts/check_dataset.py', '--data_dir', tiny_bayer_dataset, lists[1])
+    assert sony.returncode == 1 and 'CFA order GRBG, expected RGGB' in sony.stderr
+    result = run_script('scripts/check_dataset.py', '--data_dir', tiny_bayer_dataset,
+                        '--camera=bayer')
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        'error: --camera=bayer has no default lists: name your list files after the flags']

@@ -139,3 +139,38 @@ def test_fuji_montage_crops_the_input_like_the_ground_truth(tiny_fuji_dataset, t
     assert proc.stderr.strip().splitlines() == [
         'error: %s: size 520x512 differs from its ground truth %s (516x510)'
         % (pair.short, stem + 'gt.png')]
+
+
+def test_bayer_montage_cuts_like_test_sony_and_amplifies_above_each_sites_black(
+        tiny_bayer_dataset, tmp_path):
+    """--camera=bayer: the input is cut to its red pixel like test_Sony.py --camera=bayer's PNGs,
+    and amplified above each site's own black (600-603 here): a dark frame stays black at x300,
+    where one mean black would lift two sites by 450 counts of 4095."""
+    import make_dataset
+    final = tmp_path / 'result' / 'final'
+    os.makedirs(str(final))
+    test_list = tiny_bayer_dataset / 'Bayer_test_list.txt'
+    pair = sid_io.read_list(str(test_list), str(tiny_bayer_dataset))[0]
+    scene, burst, _ = sid_io.parse_name(pair.short)
+    ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
+    gt = to_uint8(sid_io.develop(pair.long, 'bayer_any'))
+    assert gt.shape[:2] != sid_io.postprocess(pair.long, 'bayer_any').shape[:2]  # GRBG: cut
+    stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
+    for kind in ('gt', 'out', 'scale'):
+        Image.fromarray(gt).save(stem + kind + '.png')
+    args = ['--camera=bayer', '--result_dir=%s' % final.parent,
+            '--data_dir=%s' % tiny_bayer_dataset, '--width=%d' % WIDTH]
+    proc = run_script('scripts/montage.py', *args)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1].startswith(
+        'error: --test_list is empty (--camera=bayer has no default lists)')
+    proc = run_script('scripts/montage.py', '--test_list=%s' % test_list, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(str(final.parent / 'montage')) == ['%05d_00_%d.png' % (scene, ratio)]
+    assert montage.amplified_input(pair.short, ratio, 'bayer_any').shape == gt.shape
+
+    bayer = make_dataset.CAMERAS['bayer']
+    shape = (make_dataset.BAYER_MIN_SIDE + 2, make_dataset.BAYER_MIN_SIDE + 4)
+    dark = make_dataset.black_levels(bayer, shape).astype(np.uint16)
+    path = str(tmp_path / 'dark.dng')
+    make_dataset.write_dng(path, dark, 100, 8.0, 0.1, camera=bayer)
+    assert montage.amplified_input(path, 300, 'bayer_any').max() == 0
