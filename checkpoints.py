@@ -126,6 +126,14 @@ def verify(prefix, names=None):
         raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
 
 
+def stored_shapes(prefix):
+    """{variable name: shape} of a checkpoint, or a one-line SidError."""
+    try:
+        return dict(tf.train.list_variables(prefix))
+    except (tf.errors.OpError, ValueError) as e:
+        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
+
+
 def check(prefix, variables):
     """Every variable must be in the checkpoint with the same shape, and readable; else a
     one-line SidError.
@@ -133,10 +141,7 @@ def check(prefix, variables):
     A Saver would fail on a missing variable too, but with a page of graph dump; a silently
     partial restore is how the original code produced all-black outputs.
     """
-    try:
-        stored = dict(tf.train.list_variables(prefix))
-    except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
+    stored = stored_shapes(prefix)
     missing = [v.op.name for v in variables if v.op.name not in stored]
     if missing:
         raise sid_io.SidError('%s: checkpoint lacks %d of the %d U-Net variables (first: %s); is '
@@ -169,6 +174,45 @@ def restore(saver, sess, prefix, what):
         saver.restore(sess, prefix)
     except (tf.errors.OpError, ValueError) as e:
         raise sid_io.SidError('%s: cannot restore %s (%s)' % (prefix, what, error_line(e)))
+
+
+# Scopes that tf.cond puts around what it creates: npu_bridge's NPULossScaleOptimizer applies Adam
+# inside a cond, so an NPU mixed-precision checkpoint holds cond/beta1_power where one written on
+# the CPU (or with --precision=fp32) holds beta1_power. Same variable, same meaning.
+COND_SCOPE_RE = re.compile(r'^(cond(_\d+)?/)+')
+
+
+def restore_matching(sess, prefix, variables, required, what):
+    """Restore `variables` from a checkpoint written by another device or precision; returns
+    (names that start fresh, checkpoint names left unused).
+
+    Each variable takes the checkpoint's tensor of its own name, or of the same name inside or
+    outside a cond scope (COND_SCOPE_RE) when exactly one such tensor has its shape. The
+    `required` variables (the U-Net, step, epoch) must all be there: else a one-line SidError,
+    like a Saver's restore of a wrong checkpoint. The rest - loss-scale state that only NPU mixed
+    precision keeps, for example - starts from its initial value.
+    """
+    stored = stored_shapes(prefix)
+    plain = {}
+    for name in stored:
+        plain.setdefault(COND_SCOPE_RE.sub('', name), []).append(name)
+    var_list, fresh = {}, []
+    for v in variables:
+        name, shape = v.op.name, v.shape.as_list()
+        sources = [name] if name in stored else plain.get(COND_SCOPE_RE.sub('', name), [])
+        sources = [n for n in sources if list(stored[n]) == shape]
+        if len(sources) == 1:
+            var_list[sources[0]] = v
+        else:
+            fresh.append(name)
+    for v in required:
+        if v.op.name in fresh:
+            have = stored.get(v.op.name)
+            raise sid_io.SidError('%s: cannot restore %s (%s %s)' % (
+                prefix, what, v.op.name, 'is not in the checkpoint' if have is None else
+                'has shape %s in the checkpoint, the graph %s' % (list(have), v.shape.as_list())))
+    restore(tf.train.Saver(var_list=var_list), sess, prefix, what)
+    return fresh, sorted(set(stored) - set(var_list))
 
 
 # ---------------------------------------------------------------- saving and cleaning

@@ -118,38 +118,84 @@ def build_network(profile=camera.SONY, height=None, width=None):
     return packed, output
 
 
+def fixed_window(tile, overlap, packed_shape):
+    """The one input shape (height, width) a device that compiles per shape is fed (the NPU:
+    npu_config.uses_fixed_shapes): a tile with its context on every side, or without tiling the
+    first image's size; both rounded up to whole pooling windows (ALIGN)."""
+    if tile:
+        return (tile + 2 * overlap,) * 2
+    return tuple(int(math.ceil(n / float(ALIGN))) * ALIGN for n in packed_shape[:2])
+
+
+def window_spans(length, window, overlap):
+    """[(core_start, core_end, window_start)] covering [0, length) with windows of `window`.
+
+    The cores and their contexts are tile_spans' for tiles of window - 2 * overlap (one tile when
+    the image fits); each window starts on a multiple of ALIGN at or before its context and ends
+    at or after it, inside the image where it fits. Windows past the end are zero-padded there.
+    """
+    if length <= window:
+        return [(0, length, 0)]
+    if window - 2 * overlap < ALIGN:
+        raise sid_io.SidError('%d packed px do not fit %d-px windows with %d px of context on '
+                              'each side: give a --tile' % (length, window, overlap))
+    last = int(math.ceil((length - window) / float(ALIGN))) * ALIGN
+    return [(y0, y1, min(cy0, last))
+            for y0, y1, cy0, _ in tile_spans(length, window - 2 * overlap, overlap)]
+
+
+def window_exact(packed_shape, window):
+    """Whether fixed windows give the untiled result: no window needs zero padding (which the
+    network's own border padding, applied to every feature map, is not). True for a Sony frame
+    (1424 x 2128) with any window up to its size."""
+    return all(n >= w and (n - w) % ALIGN == 0 for n, w in zip(packed_shape[:2], window))
+
+
 def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OVERLAP,
-                dtypes=(np.uint8,), on_tile=None, block=camera.SONY.block):
+                dtypes=(np.uint8,), on_tile=None, block=camera.SONY.block, window=None):
     """[H, W, C] amplified packed raw -> one [block H, block W, 3] image per dtype, whole or tiled.
 
     block is the camera's (profile.block): a model whose output is another multiple of its input
     is refused. Each tile's output is converted in row blocks straight into the results, so
     nothing of full size is ever float. on_tile() is called after each tile (progress bars).
+    window=(height, width) feeds every tile at that one shape (fixed_window, window_spans) for
+    devices that compile per shape; tile is then implied by it.
     """
     height, width = packed.shape[:2]
     results = tuple(np.empty((block * height, block * width, 3), d) for d in dtypes)
-    for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
-        for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
-            out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
-            if out.shape[:2] != (block * (cy1 - cy0), block * (cx1 - cx0)):
+    if window is None:
+        rows = [(y0, y1, cy0, cy1 - cy0) for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap)]
+        cols = [(x0, x1, cx0, cx1 - cx0) for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap)]
+    else:
+        rows = [span + (window[0],) for span in window_spans(height, window[0], overlap)]
+        cols = [span + (window[1],) for span in window_spans(width, window[1], overlap)]
+    for y0, y1, wy, wh in rows:
+        for x0, x1, wx, ww in cols:
+            inp = packed[None, wy:wy + wh, wx:wx + ww]
+            if inp.shape[1:3] != (wh, ww):  # a fixed window past the image's end
+                inp = np.pad(inp, ((0, 0), (0, wh - inp.shape[1]), (0, ww - inp.shape[2]),
+                                   (0, 0)), 'constant')
+            out = sess.run(output, {packed_ph: inp})[0]
+            if out.shape[:2] != (block * wh, block * ww):
                 raise sid_io.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
-                                      'times that' % (cy1 - cy0, cx1 - cx0, out.shape[0],
-                                                      out.shape[1], block))
-            core = out[block * (y0 - cy0):block * (y1 - cy0),
-                       block * (x0 - cx0):block * (x1 - cx0)]
+                                      'times that' % (wh, ww, out.shape[0], out.shape[1], block))
+            core = out[block * (y0 - wy):block * (y1 - wy), block * (x0 - wx):block * (x1 - wx)]
             for top in range(0, core.shape[0], BLOCK_ROWS):
-                rows = core[top:top + BLOCK_ROWS]
-                where = (slice(block * y0 + top, block * y0 + top + len(rows)),
+                rows_out = core[top:top + BLOCK_ROWS]
+                where = (slice(block * y0 + top, block * y0 + top + len(rows_out)),
                          slice(block * x0, block * x1))
                 for result in results:
-                    result[where] = to_uint(rows, result.dtype)
-            del out, core
+                    result[where] = to_uint(rows_out, result.dtype)
+            del out, core, inp
             if on_tile is not None:
                 on_tile()
     return results
 
 
-def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP):
+def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP, window=None):
+    if window is not None:
+        return (len(window_spans(height, window[0], overlap)) *
+                len(window_spans(width, window[1], overlap)))
     return len(tile_spans(height, tile, overlap)) * len(tile_spans(width, tile, overlap))
 
 

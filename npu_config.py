@@ -7,6 +7,18 @@ graph rewrite instead, CPUs run float32. `npu_bridge` (and Horovod) are imported
 the path that uses them, so CPU/GPU machines never need them. TensorFlow itself is imported inside
 the functions that build something, so scripts can define these flags and answer --help without
 loading it.
+
+What the real adapter does decides several rules here (Ascend/tensorflow, branch r1.6.0, the
+CANN 5.0.x era; tests/fakes imitates it and names the files):
+- importing npu_bridge is what loads `_tf_adapter.so` (helper/helper.py); a session whose config
+  names NpuOptimizer in a process that never imported it runs on the host CPU without a word, so
+  session_config() imports it for every NPU session;
+- HCCL's rank queries (hccl.manage.api) fail until GE has initialised collective communication,
+  so the HCCL world comes from the launcher's RANK_ID / RANK_SIZE and the rank table instead;
+- NPUDistributedOptimizer's allreduce reads the job from JOB_ID when RANK_SIZE > 1 (npu_common
+  .NPUBasics), and fails deep in graph building without it: checked at start;
+- GeOp refuses an input shape that differs from its first one unless dynamic_input is set
+  (kernels/geop_npu.cc): NPU inference feeds one fixed window shape (inference.run_network).
 """
 import importlib.util
 import os
@@ -16,9 +28,13 @@ import sid_io
 
 DEVICES = ('auto', 'npu', 'gpu', 'cpu')
 PRECISIONS = ('auto', 'mixed', 'fp32')
-# Ascend precision modes; fp32 maps to must_keep_origin_dtype.
+# Ascend precision modes. The 910's cube unit computes Conv2D in float16 only, and CANN's ATC
+# docs say must_keep_origin_dtype cannot be used when a float32 operator has only a float16
+# implementation: this U-Net would not compile. fp32 therefore maps to allow_fp32_to_fp16 (float32
+# wherever the 910 has it, the convolutions in float16), and the start line says so.
 NPU_MIXED_MODES = ('allow_mix_precision', 'allow_fp32_to_fp16', 'force_fp16')
-NPU_FP32_MODE = 'must_keep_origin_dtype'
+NPU_FP32_MODE = 'allow_fp32_to_fp16'
+NPU_UNCOMPILABLE_MODE = 'must_keep_origin_dtype'
 BACKENDS = ('none', 'horovod', 'hccl')
 # The seed port's dynamic loss scale: start high, halve after 2 overflowing steps, double after
 # 1000 clean ones. Overflowing steps are skipped, not fatal.
@@ -27,6 +43,8 @@ NPU_LOSS_SCALE = dict(init_loss_scale=2 ** 32, incr_every_n_steps=1000,
 HCCL_ENV = ('RANK_TABLE_FILE', 'RANK_ID', 'RANK_SIZE')
 # The logical device of this process; without it every rank would open device 0.
 DEVICE_ID_ENV = ('ASCEND_DEVICE_ID', 'DEVICE_ID')
+# npu_bridge's NPUDistributedOptimizer reads the job from this when RANK_SIZE > 1.
+JOB_ID_ENV = 'JOB_ID'
 
 Runtime = namedtuple('Runtime', 'device precision npu_precision_mode')
 
@@ -81,12 +99,20 @@ def resolve(device='auto', precision='auto', npu_precision_mode=NPU_MIXED_MODES[
     return Runtime(device, precision, mode)
 
 
+def uses_fixed_shapes(rt):
+    """GeOp compiles one graph per input shape and refuses a second shape without dynamic_input
+    (r1.6.0 kernels/geop_npu.cc): NPU inference feeds one window shape per session."""
+    return rt.device == 'npu'
+
+
 def describe(rt):
     """One line for the start of every log: what runs where, in which precision."""
     if rt.device == 'npu':
         detail = 'Ascend precision_mode=%s' % rt.npu_precision_mode
         if rt.precision == 'mixed':
             detail += ', dynamic loss scale from 2^32'
+        else:
+            detail += ': float32 except Conv2D, which the 910 computes in float16'
     elif rt.device == 'gpu':
         detail = ('automatic mixed precision graph rewrite, dynamic loss scale'
                   if rt.precision == 'mixed' else 'float32')
@@ -95,23 +121,40 @@ def describe(rt):
     return 'device=%s precision=%s (%s)' % (rt.device, rt.precision, detail)
 
 
-def session_config(rt, local_rank=None):
-    """The session ConfigProto for a Runtime. Pure TF protos: buildable and testable anywhere.
+def check_rank_size(world_size, env=None):
+    """On the NPU, RANK_SIZE must describe this run: GE reads RANK_SIZE and RANK_TABLE_FILE when
+    it starts and would set up HCCL for ranks that do not exist (an 8-device run's environment
+    left exported for the test that follows it)."""
+    env = os.environ if env is None else env
+    size = env.get('RANK_SIZE', '')
+    if size and size != str(world_size):
+        raise ConfigError('RANK_SIZE=%s in the environment, but this run has %d device%s: set '
+                          'RANK_SIZE=%d%s' % (size, world_size, 's' if world_size > 1 else '',
+                                              world_size, ' and unset RANK_TABLE_FILE'
+                                              if world_size == 1 else ''))
 
-    local_rank pins one GPU per process for Horovod.
+
+def session_config(rt, local_rank=None, world_size=1):
+    """The session ConfigProto for a Runtime; every session of every script is made with it.
+
+    On the NPU it imports npu_bridge first - the import loads the adapter's library, without
+    which TensorFlow drops the NpuOptimizer below silently and runs on the host - and finishes
+    the config with the adapter's own npu_config_proto (soft placement, remapping, memory
+    optimisation and JIT as the adapter needs them). local_rank pins one GPU per process for
+    Horovod; world_size is the number of ranks of the run (check_rank_size).
     """
     import tensorflow.compat.v1 as tf
     from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
-    config = tf.ConfigProto(allow_soft_placement=rt.device != 'npu')
+    config = tf.ConfigProto(allow_soft_placement=True)
     rewrite = config.graph_options.rewrite_options
     if rt.device == 'npu':
+        check_rank_size(world_size)
+        from npu_bridge.npu_init import npu_config_proto
         npu = rewrite.custom_optimizers.add()
         npu.name = 'NpuOptimizer'
         npu.parameter_map['use_off_line'].b = True  # execute on the NPU, not the host
         npu.parameter_map['precision_mode'].s = tf.compat.as_bytes(rt.npu_precision_mode)
-        # The adapter requires TF's own remapper and memory optimiser off: it does both itself.
-        rewrite.remapping = RewriterConfig.OFF
-        rewrite.memory_optimization = RewriterConfig.OFF
+        return npu_config_proto(config)
     elif rt.device == 'gpu':
         config.gpu_options.allow_growth = True
         if local_rank is not None:
@@ -121,40 +164,83 @@ def session_config(rt, local_rank=None):
     return config
 
 
+def hccl_world(env=None):
+    """(rank, size, local rank, local size) of this process in an HCCL job, from what the launcher
+    exported: RANK_ID, RANK_SIZE, ASCEND_DEVICE_ID (or DEVICE_ID), JOB_ID and the rank table.
+
+    Not from hccl.manage.api: its get_rank_id/get_rank_size ask libhccl, which answers only after
+    GE has initialised collective communication (at the first device run, or initialize_system
+    in a session), and raises before. NPUDistributedOptimizer itself reads RANK_SIZE from the
+    environment. Every inconsistency is a one-line ConfigError here instead of an HCCL failure
+    later; the local rank and size are this device's place on its server in the table.
+    """
+    import json
+    env = os.environ if env is None else env
+    missing = [k for k in HCCL_ENV if not env.get(k)]
+    if not any(env.get(k) for k in DEVICE_ID_ENV):
+        missing.append(' or '.join(DEVICE_ID_ENV))
+    if missing:
+        raise ConfigError('--distributed=hccl needs %s in the environment (see '
+                          'scripts/train_full_8p.sh)' % ', '.join(missing))
+    path = env['RANK_TABLE_FILE']
+    try:
+        with open(path) as f:
+            servers = json.load(f)['server_list']
+        devices = [[str(d['rank_id']) for d in s['device']] for s in servers]
+    except OSError as e:
+        raise ConfigError('RANK_TABLE_FILE=%s: %s' % (path, e.strerror or e))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError('RANK_TABLE_FILE=%s: not an HCCL rank table (%s: %s)'
+                          % (path, type(e).__name__, e))
+    for name in ('RANK_ID', 'RANK_SIZE'):
+        if not env[name].isdigit():
+            raise ConfigError('%s=%s is not a number' % (name, env[name]))
+    rank, size = int(env['RANK_ID']), int(env['RANK_SIZE'])
+    listed = sum(len(d) for d in devices)
+    if size != listed:
+        raise ConfigError('RANK_SIZE=%d but %s lists %d devices' % (size, path, listed))
+    found = [(s, i) for s, server in enumerate(devices) for i, r in enumerate(server)
+             if r == str(rank)]
+    if not found:
+        raise ConfigError('RANK_ID=%d is not in %s' % (rank, path))
+    # ASCEND_DEVICE_ID is the logical device: in a container it need not equal the table's
+    # physical device_id, so the two are not compared.
+    server, local_rank = found[0]
+    if size > 1 and not env.get(JOB_ID_ENV):
+        raise ConfigError('%s is not set: npu_bridge\'s NPUDistributedOptimizer needs it for more '
+                          'than one device (it fails building the graph otherwise); '
+                          'scripts/train_full_8p.sh sets it' % JOB_ID_ENV)
+    return rank, size, local_rank, len(devices[server])
+
+
 class Distribution(object):
     """Data-parallel world: rank/size, gradient averaging, initial broadcast, chief-only writes.
 
     backend 'none' is a world of one. 'horovod' uses Horovod (GPU/CPU, gloo or MPI); 'hccl' uses
-    Huawei's collective library through npu_bridge, one process per Ascend device.
+    Huawei's collective library through npu_bridge, one process per Ascend device. local_size is
+    the number of ranks on this machine (they share its cores).
     """
 
     def __init__(self, backend='none'):
         if backend not in BACKENDS:
             raise ConfigError('distributed backend must be one of %s, got %r' % (BACKENDS, backend))
         self.backend = backend
-        self.rank, self.size, self.local_rank = 0, 1, 0
+        self.rank, self.size, self.local_rank, self.local_size = 0, 1, 0, 1
         if backend == 'horovod':
             import horovod.tensorflow as hvd
             hvd.init()
             self._hvd = hvd
-            self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+            self.rank, self.size = hvd.rank(), hvd.size()
+            self.local_rank, self.local_size = hvd.local_rank(), hvd.local_size()
         elif backend == 'hccl':
-            missing = [k for k in HCCL_ENV if not os.environ.get(k)]
-            if not any(os.environ.get(k) for k in DEVICE_ID_ENV):
-                missing.append(' or '.join(DEVICE_ID_ENV))
-            if missing:
-                raise ConfigError('--distributed=hccl needs %s in the environment (see '
-                                  'scripts/train_full_8p.sh)' % ', '.join(missing))
-            if not os.path.isfile(os.environ['RANK_TABLE_FILE']):
-                raise ConfigError('RANK_TABLE_FILE=%s: no such file'
-                                  % os.environ['RANK_TABLE_FILE'])
-            from hccl.manage.api import get_local_rank_id, get_rank_id, get_rank_size
-            self.rank, self.size = get_rank_id(), get_rank_size()
-            self.local_rank = get_local_rank_id()
-            if (self.rank, self.size) != (int(os.environ['RANK_ID']), int(os.environ['RANK_SIZE'])):
-                raise ConfigError('HCCL reports rank %d of %d but RANK_ID=%s RANK_SIZE=%s'
-                                  % (self.rank, self.size, os.environ['RANK_ID'],
-                                     os.environ['RANK_SIZE']))
+            self.rank, self.size, self.local_rank, self.local_size = hccl_world()
+
+    def cores(self):
+        """CPU cores for this process: those it may run on (affinity, cgroup-free count), shared
+        evenly by the ranks on this machine (8 devices on a 24-vCPU host: 3 each)."""
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
+            os.cpu_count() or 1)
+        return max(1, usable // self.local_size)
 
     @property
     def is_chief(self):
@@ -176,6 +262,16 @@ class Distribution(object):
             # broadcast() returns new tensors; without the assign nothing would change.
             return tf.group(*[tf.assign(v, hccl_ops.broadcast([v], 0)[0]) for v in variables])
         return tf.no_op()
+
+    def sum_op(self, tensor):
+        """The element-wise sum of `tensor` over all ranks (itself in a world of one): a float32
+        tensor, the one type both Horovod and HCCL's HcomAllReduce take."""
+        if self.backend == 'horovod' and self.size > 1:
+            return self._hvd.allreduce(tensor, op=self._hvd.Sum)
+        if self.backend == 'hccl' and self.size > 1:
+            from npu_bridge.hccl import hccl_ops
+            return hccl_ops.allreduce(tensor, 'sum')
+        return tensor
 
 
 def wrap_optimizer(optimizer, rt, dist=None):

@@ -134,19 +134,28 @@ def checkpoint_stamp(prefix):
     return 'sha256:%s %s' % (digest[:16], os.path.abspath(prefix))
 
 
-def inference_stamp(rt, tile, overlap, packed_shape):
+def inference_stamp(rt, tile, overlap, packed_shape, window=None):
     """What besides the weights decides an output's pixels.
 
     Tiles with at least DEFAULT_TILE_OVERLAP of context give the untiled result (up to float
     summation order), so all such runs are 'tiling=exact'; less context changes pixels near tile
-    edges (by up to 239 levels with none), so tile and overlap become part of the stamp. Device
-    and precision decide rounding (mixed precision; TF32 convolutions on recent GPUs).
+    edges (by up to 239 levels with none), so tile and overlap become part of the stamp. The
+    NPU's fixed windows are exact unless one is zero-padded past the image (inference
+    .window_exact). Device and precision decide rounding (mixed precision; TF32 convolutions on
+    recent GPUs).
     """
     parts = ['device=%s' % rt.device, 'precision=%s' % rt.precision]
     if rt.npu_precision_mode:
         parts.append('npu_precision_mode=%s' % rt.npu_precision_mode)
-    if not tile or overlap >= inference.DEFAULT_TILE_OVERLAP or max(packed_shape) <= tile:
+    if window is not None:
+        exact = overlap >= inference.DEFAULT_TILE_OVERLAP and inference.window_exact(
+            packed_shape, window)
+    else:
+        exact = not tile or overlap >= inference.DEFAULT_TILE_OVERLAP or max(packed_shape) <= tile
+    if exact:
         parts.append('tiling=exact')
+    elif window is not None:
+        parts.append('tiling=inexact window=%dx%d overlap=%d' % (window + (overlap,)))
     else:
         parts.append('tiling=inexact tile=%d overlap=%d' % (tile, overlap))
     return ' '.join(parts)
@@ -173,12 +182,21 @@ def same_checkpoint(a, b):
     return a is not None and b is not None and a.split()[:1] == b.split()[:1]
 
 
-def made_here(finished, stamp, rt, tile, overlap, block=camera.SONY.block):
+def made_here(finished, stamp, rt, tile, overlap, block=camera.SONY.block, window=None):
     """Whether a finished _out.png has this run's checkpoint and inference stamps."""
     info, (width, height) = finished
     return (same_checkpoint(info.get(STAMP_KEY), stamp) and
             info.get(INFERENCE_KEY) == inference_stamp(rt, tile, overlap,
-                                                       (height // block, width // block)))
+                                                       (height // block, width // block), window))
+
+
+def npu_window(rt, tile, overlap, first_pair, profile):
+    """The one input shape this run feeds the network, or None where shapes may vary (not on
+    the NPU): a tile with its context, or untiled the first pair's packed size."""
+    if not npu_config.uses_fixed_shapes(rt):
+        return None
+    shape = None if tile else camera.packed_raw(first_pair.short, profile).shape
+    return inference.fixed_window(tile, overlap, shape)
 
 
 # ---------------------------------------------------------------- inference
@@ -231,6 +249,7 @@ def main(argv):
     inference.return_freed_memory_to_os()
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
+    config = npu_config.session_config(rt)  # on the NPU: checks the environment, loads npu_bridge
 
     test_list = camera.required_list(f, 'test_list', profile)
     pairs = select_pairs(sid_io.read_list(test_list, f.data_dir), f.all_pairs, test_list)
@@ -248,6 +267,9 @@ def main(argv):
              'all' if f.all_pairs else 'burst _00', final_dir,
              'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
 
+    window = npu_window(rt, f.tile, f.tile_overlap, pairs[0][0], profile)
+    if window is not None:
+        print('the NPU compiles one input shape: every tile is fed as %dx%d packed px' % window)
     sid_io.require_writable_dir(final_dir, 'test results')
     sid_io.lock_folder(final_dir, '--result_dir')
     removed = checkpoints.remove_leftovers(final_dir)
@@ -265,7 +287,7 @@ def main(argv):
             broken += sum(1 for k in KINDS if finished[k] is None and os.path.exists(paths[k]))
         have = dict((k, v is not None) for k, v in finished.items())
         if have['out'] and not made_here(finished['out'], stamp, rt, f.tile, f.tile_overlap,
-                                         profile.block):
+                                         profile.block, window):
             have['out'] = False
             stale += 1
         if not all(have.values()):
@@ -283,7 +305,7 @@ def main(argv):
         save_ground_truth_and_scale(pair, paths, profile)
     # Pass 2, the network.
     network_seconds, network_cpu = [], []  # wall and CPU (all threads) time per pair
-    with tf.Session(config=npu_config.session_config(rt)) as sess:
+    with tf.Session(config=config) as sess:
         checkpoints.restore(tf.train.Saver(var_list=variables), sess, prefix, 'the U-Net weights')
         for pair, ratio, paths, have in tqdm([t for t in todo if not t[3]['out']],
                                              desc='network', unit='pair'):
@@ -291,11 +313,12 @@ def main(argv):
             sid_io.amplify(packed, ratio, out=packed)
             start, start_cpu = time.time(), time.process_time()
             out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap,
-                                         block=profile.block)
+                                         block=profile.block, window=window)
             network_seconds.append(time.time() - start)
             network_cpu.append(time.process_time() - start_cpu)
             texts = {STAMP_KEY: stamp,
-                     INFERENCE_KEY: inference_stamp(rt, f.tile, f.tile_overlap, packed.shape[:2])}
+                     INFERENCE_KEY: inference_stamp(rt, f.tile, f.tile_overlap, packed.shape[:2],
+                                                    window)}
             del packed
             save_png(out, paths['out'], texts)  # last: a pair is done once its output exists
             del out  # else it lives through the next pair's network: 36 MB more on its peak

@@ -27,7 +27,6 @@ scripts/enhance.py packs it), its mosaic and ground truth cut alike to start on 
 """
 import json
 import math
-import multiprocessing
 import os
 import re
 import signal
@@ -40,6 +39,7 @@ from absl import flags
 
 import camera
 import cli
+import inference
 import npu_config
 import sid_io
 
@@ -61,7 +61,9 @@ MAX_SEED = 2 ** 32 - 1        # numpy seeds (epoch_rng) are 32-bit
 SAMPLE_DIR = '%04d'
 SAMPLE_NAME = '%05d_00_train_%d.jpg'  # scene id, ratio (the official names)
 JPEG_QUALITY = 95
-PARALLEL_CROPS = 2       # tf.data map threads cutting crops (numpy releases the GIL)
+# tf.data map threads cutting crops (numpy releases the GIL): by default one per core this rank
+# has (npu_config.Distribution.cores); a fast device on a host with cores to spare needs them.
+CROP_THREADS_AUTO = 0
 PREFETCH_BATCHES = 4     # batches ready ahead of the step
 
 # ---------------------------------------------------------------- validation
@@ -237,8 +239,9 @@ class CachedPairs(object):
         return camera.levels(self.profile, entry and sid_io.read_levels_entry(entry))
 
 
-def input_pipeline(data, crops, ps, batch_size):
-    """tf.data: crop plans (from the callable `crops`) -> parallel numpy crops -> batches.
+def input_pipeline(data, crops, ps, batch_size, threads=1):
+    """tf.data: crop plans (from the callable `crops`) -> numpy crops in `threads` parallel
+    threads -> batches.
 
     Yields (input [N,ps,ps,channels], target [N,b ps,b ps,3], scene id [N], ratio [N], ready time
     [N]), b the camera's block;
@@ -268,7 +271,7 @@ def input_pipeline(data, crops, ps, batch_size):
 
     ds = tf.data.Dataset.from_generator(plans, (tf.int32,) * len(Crop._fields),
                                         (tf.TensorShape([]),) * len(Crop._fields))
-    ds = ds.map(load_op, num_parallel_calls=PARALLEL_CROPS)
+    ds = ds.map(load_op, num_parallel_calls=threads)
     if batch_size == 1:  # a reshape instead of batch()'s copy of every patch
         ds = ds.map(tf.autograph.experimental.do_not_convert(
             lambda *t: tuple(tf.expand_dims(x, 0) for x in t)))
@@ -339,28 +342,28 @@ def validation_pairs(val_list, explicit, data_dir, say):
     return pairs
 
 
-def validate(sess, packed_ph, output, data, stop):
-    """(mean PSNR, mean SSIM) of the network over the pairs of `data` (CachedPairs), or None when
-    a signal arrives.
+def validate(sess, packed_ph, output, data, stop, indices=None, window=None):
+    """{pair index: (PSNR, SSIM)} of the network over the pairs `indices` of `data` (CachedPairs;
+    default all), or None when a signal arrives.
 
     The numbers test_Sony.py + eval.py give for these pairs: the same tiled full-resolution
-    inference (exact, see inference.tile_spans) and 8-bit conversion of output and ground truth,
-    scored by the same metrics. Inputs and ground truths come from the decoded-raw cache.
+    inference (exact, see inference.tile_spans; on the NPU fixed windows, inference.window_spans)
+    and 8-bit conversion of output and ground truth, scored by the same metrics. Inputs and
+    ground truths come from the decoded-raw cache.
     """
-    import inference
     import metrics
-    scores = []
-    for i in range(len(data.pairs)):
+    scores = {}
+    for i in range(len(data.pairs)) if indices is None else indices:
         packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *data.levels(i))
         sid_io.amplify(packed, data.ratios[i], out=packed)
         out, = inference.run_network(sess, packed_ph, output, packed, VAL_TILE,
-                                     block=data.profile.block)
+                                     block=data.profile.block, window=window)
         del packed
         gt = inference.postprocessed_to_uint8(sid_io.open_cached(data.targets[i]))
-        scores.append((metrics.psnr(out, gt), metrics.ssim(out, gt, VAL_SSIM)))
+        scores[i] = (metrics.psnr(out, gt), metrics.ssim(out, gt, VAL_SSIM))
         if stop.signum is not None:
             return None
-    return tuple(float(v) for v in np.mean(scores, axis=0))
+    return scores
 
 
 def read_best(best_dir, identity, say):
@@ -408,37 +411,57 @@ def keep_best(saver, sess, best_dir, step, record):
 
 
 class Validator(object):
-    """Rank 0's validation: the score, its log line and summaries, and the best checkpoint.
+    """Validation on every rank: each scores its share of the pairs, one all-reduce gathers the
+    scores (so no rank waits minutes inside a collective for another's validation), rank 0 logs
+    them and keeps the best checkpoint.
 
     The validation network is a second input on the training graph sharing the U-Net's weights
-    (network.unet reuses variables), so it sees exactly the weights just trained.
+    (network.unet reuses variables), so it sees exactly the weights just trained. The scores
+    travel as a float32 table (HCCL's all-reduce takes no float64), each pair in its own row and
+    zeros elsewhere, so the sum is exact and the same on every rank; each float64 score is a
+    float32 pair (split_float64) that keeps about 48 of its bits. The last row counts the ranks
+    a signal stopped.
     """
 
-    def __init__(self, data, val_list, best_dir, saver, fresh_start, say):
+    def __init__(self, data, val_list, best_dir, saver, fresh_start, say, dist, window=None):
+        import tensorflow.compat.v1 as tf
         import checkpoints
-        import inference
         self.data, self.best_dir, self.saver, self.say = data, best_dir, saver, say
+        self.dist, self.window, self.val_list = dist, window, val_list
+        self.mine = dist.shard(list(range(len(data.pairs))))
         self.identity = {'protocol': VAL_PROTOCOL,
                          'pairs': [os.path.basename(p.short) for p in data.pairs]}
-        removed = checkpoints.remove_leftovers(best_dir)
-        if removed:
-            say('removed %d leftovers of an interrupted save from %s (%s)'
-                % (len(removed), best_dir, ', '.join(removed)))
-        self.best = read_best(best_dir, self.identity, say)
-        if self.best is not None and fresh_start:
-            raise sid_io.SidError('%s holds the best checkpoint of an earlier run (epoch %d) but '
-                                  'there is no checkpoint to resume: move it away to start afresh'
-                                  % (best_dir, self.best['epoch']))
-        self.val_list = val_list
+        self.best = None
+        if dist.is_chief:
+            removed = checkpoints.remove_leftovers(best_dir)
+            if removed:
+                say('removed %d leftovers of an interrupted save from %s (%s)'
+                    % (len(removed), best_dir, ', '.join(removed)))
+            self.best = read_best(best_dir, self.identity, say)
+            if self.best is not None and fresh_start:
+                raise sid_io.SidError('%s holds the best checkpoint of an earlier run (epoch %d) '
+                                      'but there is no checkpoint to resume: move it away to start '
+                                      'afresh' % (best_dir, self.best['epoch']))
         self.packed, self.output = inference.build_network(data.profile)
+        self.table = tf.placeholder(tf.float32, [len(data.pairs) + 1, 4])
+        self.total = dist.sum_op(self.table)
 
     def __call__(self, sess, epoch, step, writer, stop):
-        """Validate after `epoch`; False if a signal interrupted it."""
+        """Validate after `epoch`; False if a signal interrupted it on any rank."""
         start = time.time()
-        scores = validate(sess, self.packed, self.output, self.data, stop)
+        scores = validate(sess, self.packed, self.output, self.data, stop, self.mine, self.window)
+        n = len(self.data.pairs)
+        table = np.zeros((n + 1, 4), np.float32)
         if scores is None:
+            table[n, 0] = 1
+        for i, score in (scores or {}).items():
+            table[i] = split_float64(score)
+        total = sess.run(self.total, {self.table: table}).astype(np.float64)
+        if total[n, 0] > 0:
             return False
-        psnr, ssim = scores
+        psnr, ssim = (float(v) for v in np.mean(total[:n, 0::2] + total[:n, 1::2], axis=0))
+        if not self.dist.is_chief:
+            return True
         if self.best is None or psnr > self.best['psnr']:
             self.best = keep_best(self.saver, sess, self.best_dir, step, dict(
                 self.identity, epoch=epoch, global_step=int(step), psnr=psnr, ssim=ssim,
@@ -446,9 +469,18 @@ class Validator(object):
         scalar_summary(writer, 'val_psnr', psnr, step)
         scalar_summary(writer, 'val_ssim', ssim, step)
         writer.flush()
-        self.say(VAL_LOG % (epoch, len(self.data.pairs), psnr, ssim, self.best['psnr'],
-                            self.best['epoch'], time.time() - start))
+        self.say(VAL_LOG % (epoch, n, psnr, ssim, self.best['psnr'], self.best['epoch'],
+                            time.time() - start))
         return True
+
+
+def split_float64(values):
+    """float64 values as float32 pairs (high, low), interleaved: high + low (summed in float64)
+    gives each value to about 48 bits, where float32 alone keeps 24."""
+    values = np.asarray(values, np.float64)
+    high = values.astype(np.float32)
+    low = (values - high).astype(np.float32)
+    return np.stack([high, low], axis=-1).reshape(-1)
 
 
 def save_sample(result_dir, epoch, scene_id, ratio, target, output):
@@ -459,6 +491,12 @@ def save_sample(result_dir, epoch, scene_id, ratio, target, output):
     with sid_io.atomic_path(path) as tmp:
         Image.fromarray((image * 255.0 + 0.5).astype(np.uint8)).save(tmp, 'JPEG',
                                                                      quality=JPEG_QUALITY)
+
+
+def short_list(names, shown=3):
+    """'a, b, c and 4 more': names for a one-line message."""
+    more = len(names) - shown
+    return ', '.join(names[:shown]) + (' and %d more' % more if more > 0 else '')
 
 
 def scalar_summary(writer, tag, value, step):
@@ -521,19 +559,20 @@ def main(argv):
     my_pairs = [i for members in mine.values() for i in members]
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     raws = camera.cache_jobs([pairs[i] for i in my_pairs], profile)
-    if val_pairs and dist.is_chief:  # only rank 0 validates
-        raws += camera.cache_jobs(val_pairs, profile)
-    workers = f.cache_workers or max(1, multiprocessing.cpu_count() // dist.size)
+    if val_pairs:  # every rank validates its share
+        raws += camera.cache_jobs(dist.shard(val_pairs), profile)
+    workers = f.cache_workers or dist.cores()
     sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
     entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
     data = CachedPairs(pairs, entries, profile)
     shapes = data.check_shapes(my_pairs, f.ps)
     steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
-    say('%s: %d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s'
-        % (profile.name, len(pairs), len(scenes), len(mine), steps, f.batch_size, cache_dir))
-    val_data = CachedPairs(val_pairs, entries, profile) if val_pairs and dist.is_chief else None
-    if val_data is not None:
-        val_data.check_shapes(range(len(val_pairs)), 1)  # any size: full-resolution inference
+    say('%s: %d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s, '
+        '%d crop threads' % (profile.name, len(pairs), len(scenes), len(mine), steps,
+                             f.batch_size, cache_dir, f.crop_threads or dist.cores()))
+    val_data = CachedPairs(val_pairs, entries, profile) if val_pairs else None
+    if val_data is not None:  # any size: full-resolution inference
+        val_data.check_shapes(dist.shard(list(range(len(val_pairs)))), 1)
         say('validation every %d epochs on %d burst _00 pairs of %s, best checkpoint in %s'
             % (f.val_every, len(val_pairs), f.val_list, os.path.join(f.checkpoint_dir, BEST_DIR)))
 
@@ -555,8 +594,8 @@ def main(argv):
 
     # The graph: pipeline -> U-Net -> L1 -> Adam (wrapped for the device and the world).
     tf.set_random_seed(f.seed)
-    inputs, targets, scene_ids, ratios, ready = input_pipeline(data, all_crops, f.ps,
-                                                               f.batch_size)
+    inputs, targets, scene_ids, ratios, ready = input_pipeline(
+        data, all_crops, f.ps, f.batch_size, f.crop_threads or dist.cores())
     outputs = network.unet(inputs, profile.block)
     # Before the optimizer exists: model_variables() matches names, and Adam's slots of the U-Net
     # weights (g_conv1_1/weights/Adam) would match too.
@@ -572,16 +611,24 @@ def main(argv):
     train_op = optimizer.minimize(loss, global_step=global_step)
     broadcast = dist.broadcast_op()
     saver = tf.train.Saver()  # checkpoints.save keeps the newest checkpoints.KEEP, across runs
+    val_window = inference.fixed_window(VAL_TILE, inference.DEFAULT_TILE_OVERLAP, None) \
+        if npu_config.uses_fixed_shapes(rt) else None  # one shape for the NPU's compiler
     validator = None if val_data is None else Validator(
         val_data, f.val_list, os.path.join(f.checkpoint_dir, BEST_DIR), weights_saver,
-        ckpt_path is None, say)
+        ckpt_path is None, say, dist, val_window)
 
-    sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank))
+    sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank, dist.size))
     sess.run(tf.global_variables_initializer())
     if ckpt_path:
-        checkpoints.restore(saver, sess, ckpt_path, 'the training state')
+        fresh, unused = checkpoints.restore_matching(
+            sess, ckpt_path, tf.global_variables(),
+            network.model_variables() + [global_step, epoch_var], 'the training state')
         say('resumed from %s: epoch %d done, starting epoch %d' % (ckpt_path, done_epochs,
                                                                    first_epoch))
+        if fresh or unused:  # another --device or --precision wrote it
+            say('optimizer state from another device or precision: %s' % '; '.join(
+                '%s %s' % (what, short_list(names)) for what, names in (
+                    ('starting fresh:', fresh), ('not used:', unused)) if names))
     elif f.finetune_from:
         source = checkpoints.find(f.finetune_from)
         if source is None:
@@ -660,13 +707,13 @@ def main(argv):
         say(EPOCH_LOG % (epoch, steps, np.mean(losses), time.time() - epoch_start, waited, lr,
                          last_saved or 'none'))  # the newest checkpoint so far
         sys.stdout.flush()
-        # Rank 0 only, with no collective inside: the other ranks wait at the next step's.
-        if validating:
+        if validating:  # every rank, each its share of the pairs
             if not validator(sess, epoch, out['step'], writer, stop):
+                signum = stop.signum or signal.SIGTERM  # or another rank's
                 say('stopped by signal %d during the validation after epoch %d; saved %s'
-                    % (stop.signum, epoch, last_saved))
+                    % (signum, epoch, last_saved))
                 sys.stdout.flush()
-                sys.exit(128 + stop.signum)
+                sys.exit(128 + signum)
             sys.stdout.flush()
     if writer is not None:
         writer.close()
@@ -685,7 +732,11 @@ def define_flags():
                          'scene, as the official script does (default: every short exposure)')
     flags.DEFINE_string('cache_dir', '', 'decoded-raw cache; default <data_dir>/cache')
     flags.DEFINE_integer('cache_workers', 0, 'processes decoding raws into the cache; 0: '
-                         'all cores (divided among ranks)', lower_bound=0)
+                         'the cores this process may use, divided among the ranks on this '
+                         'machine', lower_bound=0)
+    flags.DEFINE_integer('crop_threads', CROP_THREADS_AUTO, 'threads cutting training crops '
+                         'ahead of the step; 0: one per core, as for --cache_workers',
+                         lower_bound=0)
     flags.DEFINE_integer('epochs', EPOCHS, 'train until this epoch (the paper: 4000; the seed: '
                          '1001)', lower_bound=1)
     flags.DEFINE_integer('ps', PATCH, 'patch size on the packed input (ground truth: 2x Sony, '

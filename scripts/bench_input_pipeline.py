@@ -15,6 +15,7 @@ Sections (run all by default):
   b  peak RSS of a one-epoch training run with N = --sizes pairs (separate processes)
   c  same runs, warm cache: launch -> first training step, and input wait over the first epoch
   d  train-step time with the tf.data pipeline vs the same graph fed pre-made arrays
+  e  the project's patches per second with 1, 2, ... crop threads (--crop_threads), alternating
 Timings on a shared machine are noisy: the two paths alternate within each section.
 """
 import json
@@ -28,6 +29,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cli
+import npu_config  # noqa: E402
 import sid_io  # noqa: E402
 import train_Sony  # noqa: E402
 
@@ -143,7 +145,7 @@ def bench_rate(pairs, data_dir, ps, count):
         in_ph = tf.placeholder(tf.float32, [1, ps, ps, 4])
         gt_ph = tf.placeholder(tf.float32, [1, 2 * ps, 2 * ps, 3])
         naive_sum = tf.reduce_sum(in_ph) + tf.reduce_sum(gt_ph)
-        batch = train_Sony.input_pipeline(data, crops, ps, 1)
+        batch = train_Sony.input_pipeline(data, crops, ps, 1, npu_config.Distribution().cores())
         project_sum = tf.reduce_sum(batch[0]) + tf.reduce_sum(batch[1])
         rng = np.random.RandomState(0)
         with tf.Session() as sess:
@@ -155,6 +157,23 @@ def bench_rate(pairs, data_dir, ps, count):
                 results['naive'].append(rate(naive_step, count))
                 results['project'].append(rate(lambda: sess.run(project_sum), count))
     return dict((k, float(np.median(v))) for k, v in results.items())
+
+
+def bench_threads(pairs, data_dir, ps, count, threads):
+    """Patches/s of train_Sony.input_pipeline with each crop-thread count, rounds alternating."""
+    tf = tf_v1()
+    data, crops = project_data(pairs, data_dir, ps)
+    results = dict((n, []) for n in threads)
+    with tf.Graph().as_default():
+        sums = {}
+        for n in threads:
+            batch = train_Sony.input_pipeline(data, crops, ps, 1, n)
+            sums[n] = tf.reduce_sum(batch[0]) + tf.reduce_sum(batch[1])
+        with tf.Session() as sess:
+            for _ in range(ROUNDS):
+                for n in threads:
+                    results[n].append(rate(lambda: sess.run(sums[n]), count))
+    return dict((n, float(np.median(v))) for n, v in results.items())
 
 
 # ---------------------------------------------------------------- (b, c) training runs
@@ -215,7 +234,8 @@ def bench_step(pairs, data_dir, ps, steps):
     import network
     tf = tf_v1()
     data, crops = project_data(pairs, data_dir, ps)
-    inputs, targets = train_Sony.input_pipeline(data, crops, ps, 1)[:2]
+    threads = npu_config.Distribution().cores()
+    inputs, targets = train_Sony.input_pipeline(data, crops, ps, 1, threads)[:2]
     loss = tf.reduce_mean(tf.abs(network.unet(inputs) - targets))
     train_op = tf.train.AdamOptimizer(train_Sony.LEARNING_RATE).minimize(loss)
     rng = np.random.RandomState(0)
@@ -245,7 +265,8 @@ def define_flags():
     flags.DEFINE_list('sizes', ['4', '16'], 'dataset sizes N (pairs) for (b) and (c)')
     flags.DEFINE_integer('patches', 100, 'patches timed per round in (a)')
     flags.DEFINE_integer('steps', 4, 'train steps timed per path in (d)')
-    flags.DEFINE_list('sections', ['a', 'b', 'c', 'd'], 'which measurements to run')
+    flags.DEFINE_list('crop_threads', ['1', '2'], 'crop-thread counts compared in (e)')
+    flags.DEFINE_list('sections', ['a', 'b', 'c', 'd', 'e'], 'which measurements to run')
     flags.DEFINE_string('child', '', 'internal: run one baseline training process')
     flags.DEFINE_float('launched', 0.0, 'internal: launch time of a child process')
 
@@ -285,6 +306,12 @@ def main(argv):
         rows.append(('(d) train step s at ps=%d: pipeline vs pre-made arrays' % f.ps,
                      '%.3f' % r['premade'], '%.3f' % r['pipeline']))
         print(rows[-1])
+    if 'e' in f.sections:
+        threads = [int(n) for n in f.crop_threads]
+        r = bench_threads(pairs[:sizes[0]], f.data_dir, f.ps, f.patches, threads)
+        for n in threads:
+            rows.append(('(e) patches/s at ps=%d, %d crop threads' % (f.ps, n), '', '%.1f' % r[n]))
+        print(rows[-len(threads):])
     print('\n| measurement | naive / pre-made | project |\n|---|---|---|')
     for row in rows:
         print('| %s | %s | %s |' % row)

@@ -1,14 +1,15 @@
 """Measure data-parallel scaling with Horovod on CPU workers: training steps/s for 1 and 2 workers
-on generated data, and the allreduce of one step's gradients (the U-Net's 7.76 M float32
-parameters, ~31 MB) on its own.
+on generated data, the allreduce of one step's gradients (the U-Net's 7.76 M float32
+parameters, ~31 MB) on its own, and the time of one validation, which the ranks share.
 
 Why both: on a small machine the workers share the same cores, so the step time of 2 workers
 mostly shows compute contention; the allreduce timing isolates the communication a real
 multi-device run adds per step, which is what an estimate for 8 devices needs. Runs of different
 worker counts are interleaved (1, 2, 1, 2, ...) so that background load hits them alike.
 
-    python3 scripts/bench_scaling.py                      # ~5 minutes on 2 cores
+    python3 scripts/bench_scaling.py                      # ~8 minutes on 2 cores
     python3 scripts/bench_scaling.py --workers=1,2,4 --ps=512 --json=scaling.json
+    python3 scripts/bench_scaling.py --sections=validation --val_scenes=8
 """
 import json
 import os
@@ -76,6 +77,8 @@ def define_flags():
     flags.DEFINE_integer('width', 784, 'generated raw width (packed: half)')
     flags.DEFINE_integer('ps', 256, 'packed patch size (the paper: 512)')
     flags.DEFINE_integer('allreduce_iterations', 20, 'timed gradient allreduces (after 3 warm-up)')
+    flags.DEFINE_integer('val_scenes', 4, 'generated validation scenes (burst _00 pairs)')
+    flags.DEFINE_list('sections', ['steps', 'allreduce', 'validation'], 'what to measure')
     flags.DEFINE_string('json', '', 'also write the results here')
 
 
@@ -107,6 +110,26 @@ def train_run(np_, data, work, f, env):
     return parse_log.mean_step_time(times, WARMUP_STEPS), len(times)
 
 
+def validation_run(np_, data, work, env):
+    """Seconds of the validation after one epoch with np_ workers sharing the pairs (rank 0's
+    VAL_LOG line)."""
+    import train_Sony
+    ckpt = tempfile.mkdtemp(dir=work, prefix='ckpt')
+    out = horovodrun(np_, [sys.executable, os.path.join(ROOT, 'train_Sony.py'),
+                           '--distributed=horovod', '--device=cpu', '--data_dir=' + data,
+                           '--train_list=' + os.path.join(data, 'Sony_train_list.txt'),
+                           '--val_list=' + os.path.join(data, 'Sony_val_list.txt'),
+                           '--cache_dir=' + os.path.join(work, 'cache'), '--val_every=1',
+                           '--checkpoint_dir=' + ckpt, '--result_dir=' + ckpt, '--epochs=1',
+                           '--ps=64', '--save_freq=1000000', '--progress=lines'], env)
+    shutil.rmtree(ckpt)
+    for line in out.splitlines():
+        m = train_Sony.VAL_LOG_RE.match(line.split(':', 1)[-1] if line.startswith('[') else line)
+        if m:
+            return float(m.group(7)), int(m.group(2))
+    sys.exit('bench_scaling: no validation line in:\n%s' % out[-3000:])
+
+
 def main(argv):
     del argv
     from absl import flags
@@ -118,46 +141,66 @@ def main(argv):
     try:
         data = os.path.join(work, 'data')
         make_dataset.generate(data_dir=data, height=f.height, width=f.width,
-                              n_train=f.train_scenes, n_test=0, n_val=0, bursts=1, seed=0,
-                              list_dir=data)
-        step_times = dict((w, []) for w in workers)
+                              n_train=f.train_scenes, n_test=0, n_val=f.val_scenes, bursts=1,
+                              seed=0, list_dir=data)
+        step_times, val_times = dict((w, []) for w in workers), dict((w, []) for w in workers)
         for repeat in range(f.repeats):
-            for w in workers:
-                seconds, steps = train_run(w, data, work, f, env)
-                step_times[w].append(seconds)
-                print('run %d: %d worker(s), %d steps logged, %.4f s/step'
-                      % (repeat + 1, w, steps, seconds))
+            for w in workers:  # interleaved: background load hits every count alike
+                if 'steps' in f.sections:
+                    seconds, steps = train_run(w, data, work, f, env)
+                    step_times[w].append(seconds)
+                    print('run %d: %d worker(s), %d steps logged, %.4f s/step'
+                          % (repeat + 1, w, steps, seconds))
+                if 'validation' in f.sections:
+                    seconds, pairs = validation_run(w, data, work, env)
+                    val_times[w].append(seconds)
+                    print('run %d: %d worker(s), validation of %d pairs %.1f s'
+                          % (repeat + 1, w, pairs, seconds))
                 sys.stdout.flush()
-        probe = os.path.join(work, 'allreduce_probe.py')
-        with open(probe, 'w') as fh:
-            fh.write(ALLREDUCE_PROBE)
-        out = horovodrun(2, [sys.executable, probe, str(f.allreduce_iterations), '3'], env)
-        line = [text for text in out.splitlines() if 'ALLREDUCE' in text][0]
-        fields = dict(kv.split('=') for kv in line.split('ALLREDUCE ', 1)[1].split())
+        fields = None
+        if 'allreduce' in f.sections:
+            probe = os.path.join(work, 'allreduce_probe.py')
+            with open(probe, 'w') as fh:
+                fh.write(ALLREDUCE_PROBE)
+            out = horovodrun(2, [sys.executable, probe, str(f.allreduce_iterations), '3'], env)
+            line = [text for text in out.splitlines() if 'ALLREDUCE' in text][0]
+            fields = dict(kv.split('=') for kv in line.split('ALLREDUCE ', 1)[1].split())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     def median(values):
         return sorted(values)[len(values) // 2]
 
-    base = median(step_times[workers[0]])
-    results = {'ps': f.ps, 'cores': os.cpu_count(), 'workers': {}}
-    print('\npatch %d, %d CPU cores, median of %d interleaved runs' % (f.ps, os.cpu_count(),
-                                                                       f.repeats))
-    print('| workers | s/step | steps/s per worker | images/s total | vs 1 worker |')
-    print('|---|---|---|---|---|')
-    for w in workers:
-        step = median(step_times[w])
-        speedup = (w / step) / (workers[0] / base)
-        results['workers'][w] = dict(step_s=step, all_step_s=step_times[w],
-                                     images_per_s=w / step, speedup=speedup)
-        print('| %d | %.4f | %.2f | %.2f | %.2fx |' % (w, step, 1 / step, w / step, speedup))
-    size, seconds = int(fields['bytes']), float(fields['median_s'])
-    # Ring allreduce moves 2 (n-1)/n of the buffer through every link: 1x the buffer for n=2.
-    results['allreduce'] = dict(bytes=size, median_s=seconds, bus_gb_per_s=size / seconds / 1e9)
-    print('\ngradient allreduce, 2 Gloo workers: %.1f MB in %.1f ms (median of %d), bus '
-          'bandwidth %.2f GB/s' % (size / 1e6, seconds * 1e3, f.allreduce_iterations,
-                                   size / seconds / 1e9))
+    results = {'ps': f.ps, 'cores': os.cpu_count(), 'workers': {}, 'validation': {}}
+    if 'steps' in f.sections:
+        base = median(step_times[workers[0]])
+        print('\npatch %d, %d CPU cores, median of %d interleaved runs' % (f.ps, os.cpu_count(),
+                                                                           f.repeats))
+        print('| workers | s/step | steps/s per worker | images/s total | vs 1 worker |')
+        print('|---|---|---|---|---|')
+        for w in workers:
+            step = median(step_times[w])
+            speedup = (w / step) / (workers[0] / base)
+            results['workers'][w] = dict(step_s=step, all_step_s=step_times[w],
+                                         images_per_s=w / step, speedup=speedup)
+            print('| %d | %.4f | %.2f | %.2f | %.2fx |' % (w, step, 1 / step, w / step, speedup))
+    if 'validation' in f.sections:
+        base = median(val_times[workers[0]])
+        print('\nvalidation of %d pairs (%d x %d raws), %d CPU cores, median of %d runs'
+              % (f.val_scenes, f.height, f.width, os.cpu_count(), f.repeats))
+        print('| workers | validation s | vs 1 worker |\n|---|---|---|')
+        for w in workers:
+            seconds = median(val_times[w])
+            results['validation'][w] = dict(seconds=seconds, all_s=val_times[w])
+            print('| %d | %.1f | %.2fx |' % (w, seconds, base / seconds))
+    if fields is not None:
+        size, seconds = int(fields['bytes']), float(fields['median_s'])
+        # Ring allreduce moves 2 (n-1)/n of the buffer through every link: 1x it for n=2.
+        results['allreduce'] = dict(bytes=size, median_s=seconds,
+                                    bus_gb_per_s=size / seconds / 1e9)
+        print('\ngradient allreduce, 2 Gloo workers: %.1f MB in %.1f ms (median of %d), bus '
+              'bandwidth %.2f GB/s' % (size / 1e6, seconds * 1e3, f.allreduce_iterations,
+                                       size / seconds / 1e9))
     if f.json:
         with open(f.json, 'w') as fh:
             json.dump(results, fh, indent=1)

@@ -149,11 +149,10 @@ def check_inputs(raws, model_path, checkpoint_dir):
                               '--model=graph.pb' % checkpoint_dir)
 
 
-def open_model(model_path, checkpoint_dir, profile):
-    """The network for `profile` from a frozen graph or a checkpoint, on the device test_Sony.py's
-    auto picks. A model of another camera's packing is refused in one line."""
+def open_model(model_path, checkpoint_dir, profile, rt):
+    """The network for `profile` from a frozen graph or a checkpoint, on the device of `rt`. A
+    model of another camera's packing is refused in one line."""
     import npu_config
-    rt = npu_config.resolve()
     print(npu_config.describe(rt))
     config = npu_config.session_config(rt)
     if not model_path:
@@ -167,7 +166,21 @@ def open_model(model_path, checkpoint_dir, profile):
     return model
 
 
-def enhance(model, raw, paths, profile, ratio, tile, overlap):
+def model_window(model, rt, tile, overlap, first_raw, profile):
+    """The one input shape to feed, or None where shapes may vary: a frozen graph's own fixed
+    shape (an export for Ascend's ATC), or on the NPU, which compiles one shape per session, a
+    tile with its context (untiled: the first raw's packed size)."""
+    import npu_config
+    fixed = model.input.shape.as_list()[1:3]
+    if None not in fixed:
+        return tuple(fixed)
+    if not npu_config.uses_fixed_shapes(rt):
+        return None
+    shape = None if tile else camera.packed_input(sid_io.read_mosaic(first_raw), profile).shape
+    return inference.fixed_window(tile, overlap, shape)
+
+
+def enhance(model, raw, paths, profile, ratio, tile, overlap, window=None):
     """One raw -> its PNG (and TIFF); returns the ratio used and the network's seconds."""
     from tqdm import tqdm
     from test_Sony import save_png
@@ -184,12 +197,14 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap):
                                                                      fixed[0], fixed[1]))
         tile = 0
     dtypes = (np.uint8, np.uint16)[:len(paths)]
-    bar = tqdm(total=inference.tile_count(packed.shape[0], packed.shape[1], tile, overlap),
+    bar = tqdm(total=inference.tile_count(packed.shape[0], packed.shape[1], tile, overlap,
+                                          window),
                desc=os.path.basename(raw), unit='tile', leave=False)
     start = time.time()
     with bar:
         images = inference.run_network(model.session, model.input, model.output, packed, tile,
-                                       overlap, dtypes, on_tile=bar.update, block=profile.block)
+                                       overlap, dtypes, on_tile=bar.update, block=profile.block,
+                                       window=window)
     seconds = time.time() - start
     del packed
     (dy, dx), (height, width) = mosaic.phase, mosaic.counts.shape
@@ -221,14 +236,18 @@ def main(argv):
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
     cli.import_tensorflow().disable_v2_behavior()  # only now: bad inputs fail in well under 1 s
-    model = open_model(f.model, f.checkpoint_dir, profile)
+    import npu_config
+    rt = npu_config.resolve()  # the device test_Sony.py's auto picks
+    model = open_model(f.model, f.checkpoint_dir, profile, rt)
+    window = model_window(model, rt, f.tile, f.tile_overlap, raws[0], profile)
     print('model %s (%s); %d raw files, %s' % (
         model.source, profile.name, len(raws),
+        'every tile fed as %dx%d packed px' % window if window else
         'tiles of %d+%d packed px' % (f.tile, f.tile_overlap) if f.tile else 'untiled'))
     with model.session:
         for raw in raws:
             ratio, seconds = enhance(model, raw, plan[raw], profile, f.ratio, f.tile,
-                                     f.tile_overlap)
+                                     f.tile_overlap, window)
             print('%s: ratio %.1f%s, network %.1f s -> %s' % (
                 raw, ratio, ' (auto)' if f.auto_ratio else '', seconds, ', '.join(plan[raw])))
     rss = inference.peak_rss_mb()

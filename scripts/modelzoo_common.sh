@@ -16,8 +16,10 @@
 #   --batch_size=N       patches per step and rank (default 1, the paper's)
 #   --ps=N               packed patch size (default 512, the paper's)
 #   --precision=MODE     auto | mixed | fp32, same meaning as the Python scripts' --precision
-#   --precision_mode=M   Ascend precision_mode (allow_mix_precision, allow_fp32_to_fp16,
-#                        force_fp16; must_keep_origin_dtype means --precision=fp32)
+#   --precision_mode=M   Ascend precision_mode with loss scaling (allow_mix_precision,
+#                        allow_fp32_to_fp16, force_fp16); must_keep_origin_dtype is refused: the
+#                        910 computes Conv2D in float16 only (--precision=fp32 maps to
+#                        allow_fp32_to_fp16 without loss scaling)
 #   --device=D           auto | npu | gpu | cpu
 #   --ckpt_path=PATH     fine-tune from these U-Net weights instead of a fresh start
 #   --warmup_steps=N     steps left out of the FPS average (default 5)
@@ -57,10 +59,12 @@ parse_args() {
             --precision_mode=*)
                 npu_precision_mode=${arg#*=}
                 if [[ $npu_precision_mode == must_keep_origin_dtype ]]; then
-                    precision=fp32 npu_precision_mode=
-                else
-                    precision=mixed
-                fi ;;
+                    echo "$(basename "$0"): --precision_mode=must_keep_origin_dtype cannot" \
+                         "compile this U-Net on Ascend 910 (its cube unit has Conv2D in float16" \
+                         "only); --precision=fp32 runs allow_fp32_to_fp16" >&2
+                    exit 2
+                fi
+                precision=mixed ;;
             --device=*) device=${arg#*=} ;;
             --ckpt_path=*) ckpt_path=${arg#*=} ;;
             --warmup_steps=*) warmup_steps=${arg#*=} ;;
@@ -104,9 +108,10 @@ train_args() {
     printf '%s\n' "${args[@]}"
 }
 
-# setup_one_device KIND: rank 0 of 1 on ASCEND_DEVICE_ID (default 0), its log folder in $dir and
-# the ModelZoo case name (KIND: acc or perf) in $case_name.
+# setup_one_device KIND: rank 0 of 1 on ASCEND_DEVICE_ID (default 0), no rank table, its log
+# folder in $dir and the ModelZoo case name (KIND: acc or perf) in $case_name.
 setup_one_device() {
+    unset RANK_TABLE_FILE
     export RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
     dir=$output_path/$ASCEND_DEVICE_ID
     mkdir -p "$dir"
@@ -133,13 +138,20 @@ run_logged() {
     fi
 }
 
-# test_and_eval DEVICE_DIR: full-resolution test of the last checkpoint, then PSNR/SSIM.
+# test_and_eval DEVICE_DIR [DEVICE_ID]: full-resolution test of the last checkpoint on that one
+# device (default ASCEND_DEVICE_ID, else 0), then PSNR/SSIM. They run in a one-device
+# environment: an 8-device run's RANK_TABLE_FILE and RANK_SIZE would make GE set up HCCL for
+# ranks that no longer exist.
 test_and_eval() {
-    local dir=$1
-    run_logged "$dir/test.log" "$PYTHON" "$TEST_SCRIPT" --data_dir="$data_path" \
-        --test_list="$list_path/${CAMERA}_test_list.txt" --checkpoint_dir="$checkpoint_dir" \
-        --result_dir="$result_dir" --device="$device" --precision="$precision"
-    run_logged "$dir/eval.log" "$PYTHON" "$ROOT/eval.py" --result_dir="$result_dir"
+    local dir=$1 device_id=${2:-${ASCEND_DEVICE_ID:-0}}
+    local one_device=(env -u RANK_TABLE_FILE RANK_SIZE=1 RANK_ID=0 ASCEND_DEVICE_ID="$device_id"
+                      DEVICE_ID="$device_id")
+    run_logged "$dir/test.log" "${one_device[@]}" "$PYTHON" "$TEST_SCRIPT" \
+        --data_dir="$data_path" --test_list="$list_path/${CAMERA}_test_list.txt" \
+        --checkpoint_dir="$checkpoint_dir" --result_dir="$result_dir" --device="$device" \
+        --precision="$precision"
+    run_logged "$dir/eval.log" "${one_device[@]}" "$PYTHON" "$ROOT/eval.py" \
+        --result_dir="$result_dir"
 }
 
 # write_summary DEVICE_DIR TRAIN_LOG RANK_SIZE CASE_NAME E2E_SECONDS [EVAL_LOG]

@@ -108,7 +108,7 @@ if [[ -z $chief ]]; then
     echo "all ${#pids[@]} ranks of this server finished; rank 0 (another server) tests and reports" >&2
     exit 0
 fi
-test_and_eval "$output_path/$chief"
+test_and_eval "$output_path/$chief" "$chief"
 end=$(date +%s)
 write_summary "$output_path/$chief" "$output_path/$chief/train_$chief.log" "$RANK_SIZE" \
     "$case_name" $((end - start)) "$output_path/$chief/eval.log"

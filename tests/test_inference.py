@@ -167,3 +167,67 @@ def test_importing_inference_does_not_load_tensorflow():
     out = subprocess.check_output([sys.executable, '-c', code], universal_newlines=True,
                                   cwd=os.path.dirname(os.path.abspath(inference.__file__)))
     assert out.strip() == 'False'
+
+
+# ---------------------------------------------------------------- fixed windows (the NPU)
+
+@pytest.mark.parametrize('length,window', [(1424, 1264), (2128, 1264), (1344, 1264), (2010, 1264),
+                                           (48, 224), (300, 224), (224, 224)])
+def test_window_spans_cover_the_axis_with_one_window_size(length, window):
+    """Sony frames (1424 x 2128) with the validation window; Fuji's 1344 x 2010; small images."""
+    overlap = inference.DEFAULT_TILE_OVERLAP
+    spans = inference.window_spans(length, window, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    for (start, end, at), following in zip(spans, spans[1:] + [None]):
+        assert start < end and (following is None or following[0] == end)
+        assert at % inference.ALIGN == 0 and at <= max(0, start - overlap)
+        assert at + window >= min(length, end + overlap)  # the core's context is in the window
+        if length >= window:
+            assert at + window <= length + inference.ALIGN - 1  # padded by less than ALIGN
+    assert inference.window_exact((length, length), (window, window)) == (
+        length >= window and (length - window) % inference.ALIGN == 0)
+
+
+def test_a_window_too_small_for_its_context_is_refused():
+    with pytest.raises(sid_io.SidError, match='do not fit 160-px windows with 96 px of context'):
+        inference.window_spans(300, 160, inference.DEFAULT_TILE_OVERLAP)
+
+
+class ShapeRecorder(object):
+    """A session that remembers the input shapes it was fed."""
+
+    def __init__(self, sess, placeholder):
+        self.sess, self.placeholder, self.shapes = sess, placeholder, set()
+
+    def run(self, fetches, feed_dict):
+        self.shapes.add(feed_dict[self.placeholder].shape)
+        return self.sess.run(fetches, feed_dict)
+
+
+def test_fixed_windows_are_one_shape_and_the_untiled_result_unless_padded(checkpoint):
+    """What the NPU is fed: every tile at one window shape. Without padding (sides a multiple of
+    16 from the window, as a Sony frame) the result is the untiled one, as tiles are; padded,
+    it differs only within reach of the padded border."""
+    overlap = inference.DEFAULT_TILE_OVERLAP
+    window = inference.fixed_window(128, overlap, None)
+    assert window == (320, 320)
+    model = inference.session_from_checkpoint(str(checkpoint))
+    with model.session as sess:
+        for size, exact in ((384, True), (392, False)):
+            packed = smooth_noisy_input(size)
+            whole, = inference.run_network(sess, model.input, model.output, packed)
+            recorder = ShapeRecorder(sess, model.input)
+            fixed, = inference.run_network(recorder, model.input, model.output, packed,
+                                           window=window)
+            assert recorder.shapes == {(1, 320, 320, 4)}
+            assert inference.tile_count(size, size, 0, overlap, window) == (-(-size // 128)) ** 2
+            assert inference.window_exact(packed.shape, window) == exact
+            diff = np.abs(fixed.astype(np.int16) - whole)
+            if exact:
+                assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+            else:
+                assert diff.max() > 1
+                far = 2 * (size - 2 * overlap)  # output pixels out of the padding's reach
+                assert np.abs(fixed[:far, :far].astype(np.int16) - whole[:far, :far]).max() <= 1
+    assert inference.fixed_window(0, overlap, (1424, 2128, 4)) == (1424, 2128)
+    assert inference.fixed_window(0, overlap, (48, 68, 4)) == (48, 80)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -188,10 +189,32 @@ def two_device_table(tmp_path, rank_ids=('0', '1')):
     return str(path)
 
 
+# A PYTHON for the launchers that notes each script's rank environment, then runs it.
+ENV_NOTING_PYTHON = '''#!/usr/bin/env bash
+echo "$(basename "$1") RANK_SIZE=${RANK_SIZE-} RANK_ID=${RANK_ID-} \\
+RANK_TABLE_FILE=${RANK_TABLE_FILE-} ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID-}" >> "%s"
+exec "%s" "$@"
+'''
+
+
 def test_train_full_8p_launcher_with_the_test_double(tiny_dataset, tmp_path):
-    """The HCCL launcher end to end on CPU: a 2-device rank table, npu_bridge from tests/fakes."""
-    out = run('train_full_8p.sh', '--rank_table=%s' % two_device_table(tmp_path),
-              *common_args(tiny_dataset, tmp_path), PYTHONPATH=FAKES)
+    """The HCCL launcher end to end on CPU: a 2-device rank table, npu_bridge from tests/fakes.
+    Test and eval run after training in a one-device environment (an 8p run's RANK_SIZE and
+    RANK_TABLE_FILE would make GE set up HCCL for ranks that are gone)."""
+    noted = tmp_path / 'environments.txt'
+    python = tmp_path / 'python'
+    python.write_text(ENV_NOTING_PYTHON % (noted, sys.executable))
+    python.chmod(0o755)
+    table = two_device_table(tmp_path)
+    out = run('train_full_8p.sh', '--rank_table=%s' % table,
+              *common_args(tiny_dataset, tmp_path), PYTHONPATH=FAKES, PYTHON=str(python))
+    environments = sorted(line for line in noted.read_text().splitlines()
+                          if line.split()[0] in ('train_Sony.py', 'test_Sony.py', 'eval.py'))
+    assert environments == [
+        'eval.py RANK_SIZE=1 RANK_ID=0 RANK_TABLE_FILE= ASCEND_DEVICE_ID=0',
+        'test_Sony.py RANK_SIZE=1 RANK_ID=0 RANK_TABLE_FILE= ASCEND_DEVICE_ID=0',
+        'train_Sony.py RANK_SIZE=2 RANK_ID=0 RANK_TABLE_FILE=%s ASCEND_DEVICE_ID=0' % table,
+        'train_Sony.py RANK_SIZE=2 RANK_ID=1 RANK_TABLE_FILE=%s ASCEND_DEVICE_ID=1' % table]
     values, keys = summary_of(out)
     assert keys == list(FULL_KEYS)
     check_numbers(values, NUMBER_KEYS + ('TrainAccuracy',))
@@ -223,6 +246,17 @@ def test_install_horovod_is_idempotent():
                          timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'already imports (0.28.1); nothing to do' in out.stdout
+
+
+def test_modelzoo_must_keep_origin_dtype_is_refused(tiny_dataset, tmp_path):
+    """The 910 computes Conv2D in float16 only: must_keep_origin_dtype cannot compile the U-Net."""
+    out = run('train_full_1p.sh', '--precision_mode=must_keep_origin_dtype',
+              *common_args(tiny_dataset, tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        'train_full_1p.sh: --precision_mode=must_keep_origin_dtype cannot compile this U-Net on '
+        'Ascend 910 (its cube unit has Conv2D in float16 only); --precision=fp32 runs '
+        'allow_fp32_to_fp16']
 
 
 def test_modelzoo_precision_mode_means_mixed_precision(tiny_dataset, tmp_path):

@@ -1,7 +1,8 @@
 """npu_config: resolve() rules, the real session protobufs, optimizer wrapping and HCCL wiring.
 
-Ascend code paths run against the documented-API test double in tests/fakes (npu_bridge and hccl
-are not installable off-device); the double is on sys.path only inside the tests that ask for the
+Ascend code paths run against the test double in tests/fakes, which imitates the real adapter's
+Python layer (Ascend/tensorflow r1.6.0; each file names the one it imitates): npu_bridge and hccl
+are not installable off-device. The double is on sys.path only inside the tests that ask for the
 `fake_npu` fixture and its modules leave sys.modules afterwards.
 """
 import json
@@ -27,7 +28,7 @@ FAKE_PACKAGES = ('npu_bridge', 'hccl')
 LR = 0.1
 
 NPU_MIXED = Runtime('npu', 'mixed', 'allow_mix_precision')
-NPU_FP32 = Runtime('npu', 'fp32', 'must_keep_origin_dtype')
+NPU_FP32 = Runtime('npu', 'fp32', 'allow_fp32_to_fp16')
 GPU_MIXED = Runtime('gpu', 'mixed', None)
 GPU_FP32 = Runtime('gpu', 'fp32', None)
 CPU = Runtime('cpu', 'fp32', None)
@@ -53,11 +54,14 @@ def fake_npu(monkeypatch):
         del sys.modules[name]
 
 
+HCCL_RANK3 = {'RANK_TABLE_FILE': RANK_TABLE, 'RANK_ID': '3', 'RANK_SIZE': '8',
+              'ASCEND_DEVICE_ID': '3', 'JOB_ID': '10087'}
+
+
 @pytest.fixture
 def hccl_rank3(fake_npu, monkeypatch):
     """Rank 3 of the example 8-device table, as scripts/train_full_8p.sh sets it up."""
-    for key, value in (('RANK_TABLE_FILE', RANK_TABLE), ('RANK_ID', '3'), ('RANK_SIZE', '8'),
-                       ('ASCEND_DEVICE_ID', '3')):
+    for key, value in HCCL_RANK3.items():
         monkeypatch.setenv(key, value)
     return Distribution('hccl')
 
@@ -136,7 +140,8 @@ def test_config_errors_end_scripts_with_one_line():
 @pytest.mark.parametrize('rt, words', [
     (NPU_MIXED, ('device=npu precision=mixed', 'precision_mode=allow_mix_precision',
                  'loss scale from 2^32')),
-    (NPU_FP32, ('device=npu precision=fp32', 'precision_mode=must_keep_origin_dtype')),
+    (NPU_FP32, ('device=npu precision=fp32', 'precision_mode=allow_fp32_to_fp16',
+                'float32 except Conv2D, which the 910 computes in float16')),
     (GPU_MIXED, ('device=gpu precision=mixed', 'automatic mixed precision', 'dynamic loss')),
     (GPU_FP32, ('device=gpu precision=fp32 (float32)',)),
     (CPU, ('device=cpu precision=fp32 (float32)',)),
@@ -158,8 +163,10 @@ def _roundtrip(config):
 
 
 @pytest.mark.parametrize('rt, mode', [(NPU_MIXED, b'allow_mix_precision'),
-                                      (NPU_FP32, b'must_keep_origin_dtype')])
-def test_npu_session_config(rt, mode):
+                                      (NPU_FP32, b'allow_fp32_to_fp16')])
+def test_npu_session_config_is_the_adapters_own(fake_npu, rt, mode):
+    """NpuOptimizer with our precision mode, finished by the adapter's npu_config_proto: soft
+    placement on, remapping, memory optimisation and XLA JIT off (r1.6.0 npu_init.py)."""
     config = _roundtrip(npu_config.session_config(rt, local_rank=5))
     rewrite = config.graph_options.rewrite_options
     assert [c.name for c in rewrite.custom_optimizers] == ['NpuOptimizer']
@@ -168,9 +175,20 @@ def test_npu_session_config(rt, mode):
     assert params['precision_mode'].s == mode
     assert rewrite.remapping == RewriterConfig.OFF
     assert rewrite.memory_optimization == RewriterConfig.OFF
+    assert config.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.OFF
     assert rewrite.auto_mixed_precision == RewriterConfig.DEFAULT
-    assert not config.allow_soft_placement
+    assert config.allow_soft_placement and not config.log_device_placement
     assert config.gpu_options.visible_device_list == ''  # Ascend picks its device from the env
+
+
+@pytest.mark.parametrize('rt', [NPU_MIXED, NPU_FP32])
+def test_every_npu_session_config_loads_the_adapter(fake_npu, rt):
+    """Importing npu_bridge loads _tf_adapter.so (helper/helper.py); without it TensorFlow drops
+    the unknown NpuOptimizer silently and the 'NPU' session runs on the host. fp32 on one device
+    uses no npu_bridge optimizer, so only the session config can make sure."""
+    assert 'npu_bridge.helper.helper' not in sys.modules
+    npu_config.session_config(rt)
+    assert sys.modules['npu_bridge.helper.helper'].LOADED
 
 
 @pytest.mark.parametrize('rt, local_rank, amp, devices', [
@@ -271,6 +289,42 @@ def test_npu_mixed_1p_loss_scaling(fake_npu):
             np.testing.assert_allclose(sess.run(w), [1 - LR, -2 + LR], rtol=1e-5)
 
 
+def test_npu_mixed_checkpoint_names_are_the_real_adapters(fake_npu):
+    """What an NPU mixed-precision checkpoint holds: the loss-scale manager's variables at the root
+    (variable_scope.variable in npu_loss_scale_manager.py) and Adam's power accumulators under
+    the cond that applies the step only when the float status is clean."""
+    with tf.Graph().as_default():
+        w, loss = _quadratic()
+        npu_config.wrap_optimizer(tf.train.AdamOptimizer(LR), NPU_MIXED).minimize(loss)
+        names = set(v.op.name for v in tf.global_variables())
+    # Reference variables (TF 1.15's, and the scripts' after disable_v2_behavior) made inside a
+    # cond take its scope; TF 2's resource variables, the default here on TF 2, do not.
+    # checkpoints.restore_matching takes either.
+    scope = 'cond/' if tf.__version__.startswith('1.') else ''
+    assert names == {'w', 'w/Adam', 'w/Adam_1', scope + 'beta1_power', scope + 'beta2_power',
+                     'loss_scale', 'good_steps', 'bad_steps'}
+
+
+def test_npu_float_status_skips_overflowing_steps_and_halves_the_scale(fake_npu):
+    """The float-status path of r1.6.0 (shape [1]): a step whose gradients overflow is not
+    applied; after two such steps the loss scale is halved (decr_ratio 0.5)."""
+    from npu_bridge.helper import helper
+    with tf.Graph().as_default():
+        w = tf.get_variable('w', initializer=tf.constant([1.0, -2.0]))
+        blow_up = tf.placeholder_with_default(1.0, [])
+        opt = npu_config.wrap_optimizer(tf.train.AdamOptimizer(LR), NPU_MIXED)
+        train = opt.minimize(tf.reduce_sum(tf.square(w)) * blow_up)
+        assert opt._float_status.shape.as_list() == helper.FLOAT_STATUS_SHAPE == [1]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(2):
+                sess.run(train, {blow_up: np.inf})
+            np.testing.assert_array_equal(sess.run(w), [1.0, -2.0])
+            assert sess.run(opt._loss_scale_manager.get_loss_scale()) == 2.0 ** 31
+            sess.run(train)
+            np.testing.assert_allclose(sess.run(w), [1 - LR, -2 + LR], rtol=1e-5)
+
+
 def test_npu_fp32_1p_is_plain(fake_npu):
     with tf.Graph().as_default():
         adam = tf.train.AdamOptimizer(LR)
@@ -282,15 +336,32 @@ def test_npu_fp32_1p_is_plain(fake_npu):
 
 def test_hccl_distribution_from_rank_table(hccl_rank3):
     dist = hccl_rank3
-    assert (dist.backend, dist.rank, dist.size, dist.local_rank) == ('hccl', 3, 8, 3)
+    assert (dist.backend, dist.rank, dist.size, dist.local_rank, dist.local_size) == (
+        'hccl', 3, 8, 3, 8)
     assert not dist.is_chief
     assert dist.shard(list(range(20))) == [3, 11, 19]
 
 
+def test_hccl_world_never_asks_hccl_before_it_is_initialised(fake_npu, monkeypatch):
+    """hccl.manage.api answers only after GE (or initialize_system run in a session) has
+    initialised collective communication; before, it raises. The world comes from the launcher's
+    environment and the rank table, which is what it is checked against anyway."""
+    from hccl.manage import api
+    from npu_bridge.estimator import npu_ops
+    for key, value in HCCL_RANK3.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=r'get rank id error\. ret\['):
+        api.get_rank_id()
+    dist = Distribution('hccl')
+    assert (dist.rank, dist.size) == (3, 8)
+    with tf.Graph().as_default(), tf.Session() as sess:  # what npu_init.init_resource does
+        sess.run(npu_ops.initialize_system())
+    assert (api.get_rank_id(), api.get_rank_size(), api.get_local_rank_id()) == (3, 8, 3)
+
+
 def test_hccl_shards_cover_the_training_set_once(fake_npu, monkeypatch):
-    monkeypatch.setenv('RANK_TABLE_FILE', RANK_TABLE)
-    monkeypatch.setenv('RANK_SIZE', '8')
-    monkeypatch.setenv('DEVICE_ID', '0')
+    for key, value in HCCL_RANK3.items():
+        monkeypatch.setenv(key, value)
     scenes = list(range(161))  # the Sony training set's 161 scene ids, as positions
     shards = []
     for rank in range(8):
@@ -305,13 +376,15 @@ def test_hccl_shards_cover_the_training_set_once(fake_npu, monkeypatch):
 @pytest.mark.parametrize('env, message', [
     ({'RANK_ID': None}, 'RANK_ID'),
     ({'ASCEND_DEVICE_ID': None}, 'ASCEND_DEVICE_ID or DEVICE_ID'),
-    ({'RANK_TABLE_FILE': '/nonexistent/rank_table.json'}, 'no such file'),
-    ({'RANK_SIZE': '4'}, 'HCCL reports rank 3 of 8'),
+    ({'RANK_TABLE_FILE': '/nonexistent/rank_table.json'}, 'No such file'),
+    ({'RANK_TABLE_FILE': __file__}, 'not an HCCL rank table'),
+    ({'RANK_SIZE': '4'}, 'RANK_SIZE=4 but %s lists 8 devices' % RANK_TABLE),
+    ({'RANK_SIZE': 'eight'}, 'RANK_SIZE=eight is not a number'),
     ({'RANK_ID': '9'}, 'RANK_ID=9 is not in'),
+    ({'JOB_ID': None}, 'JOB_ID is not set'),
 ])
 def test_hccl_environment_errors(fake_npu, monkeypatch, env, message):
-    base = {'RANK_TABLE_FILE': RANK_TABLE, 'RANK_ID': '3', 'RANK_SIZE': '8',
-            'ASCEND_DEVICE_ID': '3'}
+    base = dict(HCCL_RANK3)
     base.update(env)
     monkeypatch.delenv('DEVICE_ID', raising=False)
     for key, value in base.items():
@@ -319,8 +392,21 @@ def test_hccl_environment_errors(fake_npu, monkeypatch, env, message):
             monkeypatch.delenv(key, raising=False)
         else:
             monkeypatch.setenv(key, value)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(npu_config.ConfigError, match=re.escape(message)):
         Distribution('hccl')
+
+
+def test_without_job_id_the_adapter_fails_building_the_graph(fake_npu, monkeypatch):
+    """Why JOB_ID is checked at start: for more than one device, NPUDistributedOptimizer's
+    allreduce asks NPUBasics for the size, whose job info comes from JOB_ID (npu_common.py)."""
+    from npu_bridge.estimator.npu.npu_optimizer import NPUDistributedOptimizer
+    for key, value in HCCL_RANK3.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv('JOB_ID')
+    with tf.Graph().as_default():
+        w, loss = _quadratic()
+        with pytest.raises(AttributeError, match="'NoneType' object has no attribute '_rank_size'"):
+            NPUDistributedOptimizer(tf.train.AdamOptimizer(LR)).minimize(loss)
 
 
 def test_hccl_wrapping_order_and_step(hccl_rank3):
@@ -335,7 +421,7 @@ def test_hccl_wrapping_order_and_step(hccl_rank3):
         assert opt._opt._optimizer is adam
         w, loss = _quadratic()
         train = opt.minimize(loss)
-        assert len(_ops_named('HcomAllReduce')) == 2  # the gradient of w and the overflow flag
+        assert len(_ops_named('HcomAllReduce')) == 2  # the gradient of w and the float status
         # Every rank holds the same data in the double, so the average equals the local gradient.
         np.testing.assert_allclose(_one_step(train, w), [1 - LR, -2 + LR], rtol=1e-5)
 
@@ -377,12 +463,37 @@ def test_single_rank_broadcasts_are_no_ops(fake_npu, monkeypatch, tmp_path):
     for key, value in (('RANK_TABLE_FILE', str(tmp_path / 'rank_table_1p.json')), ('RANK_ID', '0'),
                        ('RANK_SIZE', '1'), ('DEVICE_ID', '0')):
         monkeypatch.setenv(key, value)
+    monkeypatch.delenv('JOB_ID', raising=False)  # not needed by a world of one
     with tf.Graph().as_default():
         tf.get_variable('v', initializer=tf.constant(1.0))
         for dist in (Distribution('none'), Distribution('hccl')):
             assert (dist.rank, dist.size, dist.is_chief) == (0, 1, True)
             assert dist.shard([4, 5, 6]) == [4, 5, 6]
             assert dist.broadcast_op().type == 'NoOp'
+            values = tf.constant([[1.5, 2.0]])
+            assert dist.sum_op(values) is values
+
+
+def test_hccl_sum_is_one_allreduce_of_float32(hccl_rank3):
+    """The validation scores' collective: HcomAllReduce takes float32 (not float64)."""
+    with tf.Graph().as_default():
+        table = tf.placeholder(tf.float32, [3, 2])
+        total = hccl_rank3.sum_op(table)
+        assert [op.type for op in _ops_named('HcomAllReduce')] == ['Identity']  # the double's op
+        with tf.Session() as sess:  # every rank holds this process's values in the double
+            np.testing.assert_array_equal(sess.run(total, {table: np.ones((3, 2))}),
+                                          np.full((3, 2), 8.0))
+        with pytest.raises(TypeError, match='float64'):
+            hccl_rank3.sum_op(tf.placeholder(tf.float64, [3, 2]))
+
+
+def test_cores_are_shared_by_the_ranks_of_a_machine(hccl_rank3, monkeypatch):
+    """8 devices on one server share its cores: a 24-vCPU host gives each rank 3 crop threads."""
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(24)), raising=False)
+    assert hccl_rank3.cores() == 3
+    assert Distribution('none').cores() == 24
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0}, raising=False)
+    assert hccl_rank3.cores() == 1  # never 0
 
 
 @pytest.mark.parametrize('rt', [GPU_MIXED, CPU])

@@ -23,6 +23,7 @@ from conftest import ROOT, ctrl_c_enabled, make_tiny_dataset, run_script
 import camera
 import checkpoints
 import network
+import npu_config
 import sid_io
 import train_Sony
 
@@ -560,7 +561,9 @@ def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
         packed, output = inference.build_network()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            psnr, ssim = train_Sony.validate(sess, packed, output, cached, _Stop())
+            scores = train_Sony.validate(sess, packed, output, cached, _Stop())
+            assert list(scores) == [0]  # the one burst _00 pair, by index
+            psnr, ssim = scores[0]
             # The official path: pack_raw + amplify, the network, 8-bit images as test_Sony writes.
             x = sid_io.amplify(sid_io.pack_raw(pairs[0].short), cached.ratios[0])
             out = inference.to_uint(sess.run(output, {packed: x[None]})[0])
@@ -581,7 +584,7 @@ def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_rest
     held = type('Held', (), {'pairs': pairs, 'profile': camera.SONY})()
     best_dir = tmp_path / 'ckpt' / 'best'
     scores = []
-    monkeypatch.setattr(train_Sony, 'validate', lambda *args: scores.pop(0))
+    monkeypatch.setattr(train_Sony, 'validate', lambda *args: {0: scores.pop(0)})
     said = []
 
     def run(sequence, fresh_start, first_epoch):
@@ -592,7 +595,8 @@ def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_rest
             weights_saver = tf.train.Saver(network.model_variables())
             bias = [v for v in network.model_variables() if v.op.name == 'g_conv1_1/biases'][0]
             validator = train_Sony.Validator(held, 'val.txt', str(best_dir), weights_saver,
-                                             fresh_start, said.append)
+                                             fresh_start, said.append,
+                                             npu_config.Distribution('none'))
             with tf.Session() as sess:
                 sess.run(tf.global_variables_initializer())
                 writer = tf.summary.FileWriter(str(tmp_path / 'tb'))
@@ -615,9 +619,9 @@ def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_rest
     assert best_files(best_dir) == ['best.json', 'checkpoint', 'model.ckpt-30.data-00000-of-00001',
                                     'model.ckpt-30.index']
     record = json.load(open(str(best_dir / 'best.json')))
-    assert (record['epoch'], record['global_step'], record['psnr'], record['ssim'],
-            record['checkpoint'], record['ssim_protocol']) == (3, 30, 21.0, 0.4, 'model.ckpt-30',
-                                                               'skimage')
+    assert (record['epoch'], record['global_step'], record['psnr'], record['checkpoint'],
+            record['ssim_protocol']) == (3, 30, 21.0, 'model.ckpt-30', 'skimage')
+    assert record['ssim'] == pytest.approx(0.4, abs=1e-14)  # through float32 pairs (48 bits)
     assert record['pairs'] == [os.path.basename(pairs[0].short)]
     assert not [n for n in os.listdir(str(best_dir.parent)) if n != 'best']  # nothing else
 

@@ -1,24 +1,16 @@
-"""Fake `npu_bridge.hccl.hccl_ops`: collectives of a world whose ranks all hold this process's
-values."""
-import tensorflow.compat.v1 as tf
+"""Double of `npu_bridge.hccl.hccl_ops` (r1.6.0: tf_adapter/python/npu_bridge/hccl/hccl_ops.py):
+thin wrappers of the library's Hcom* ops, with the real signatures."""
+from npu_bridge.helper import helper
 
-from hccl.manage.api import get_rank_size
-
-REDUCTIONS = ('sum', 'prod', 'max', 'min')
+gen_hccl_ops = helper.get_gen_ops()
 
 
 def allreduce(tensor, reduction, fusion=1, fusion_id=-1, group="hccl_world_group"):
-    """Every rank contributes `tensor`: sum is size * tensor, the others are the tensor itself."""
-    if reduction not in REDUCTIONS:
-        raise ValueError('reduction must be one of %s, got %r' % (REDUCTIONS, reduction))
-    tensor = tf.convert_to_tensor(tensor)
-    if reduction == 'sum':
-        tensor = tensor * tf.cast(get_rank_size(), tensor.dtype)
-    return tf.identity(tensor, name='HcomAllReduce')
+    return gen_hccl_ops.hcom_all_reduce(input=tensor, reduction=reduction, fusion=fusion,
+                                        fusion_id=fusion_id, group=group)
 
 
-def broadcast(tensor_list, root_rank, fusion=2, fusion_id=0, group="hccl_world_group"):
-    """New tensors holding the root's values (here: this process's); the inputs are not changed."""
-    if not 0 <= root_rank < get_rank_size():
-        raise ValueError('root_rank %d outside the world of %d' % (root_rank, get_rank_size()))
-    return [tf.identity(t, name='HcomBroadcast') for t in tensor_list]
+def broadcast(tensor, root_rank, fusion=2, fusion_id=0, group="hccl_world_group"):
+    """`tensor` is a list; returns new tensors (the inputs are not changed)."""
+    return gen_hccl_ops.hcom_broadcast(input=tensor, fusion=fusion, fusion_id=fusion_id,
+                                       group=group, root_rank=root_rank)
