@@ -289,20 +289,28 @@ def test_npu_mixed_1p_loss_scaling(fake_npu):
             np.testing.assert_allclose(sess.run(w), [1 - LR, -2 + LR], rtol=1e-5)
 
 
-def test_npu_mixed_checkpoint_names_are_the_real_adapters(fake_npu):
+NAMES_PROBE = r'''
+import tensorflow.compat.v1 as tf
+import npu_config
+tf.disable_v2_behavior()  # as every script does
+w = tf.get_variable('w', initializer=tf.constant([1.0, -2.0]))
+opt = npu_config.wrap_optimizer(tf.train.AdamOptimizer(0.1), npu_config.resolve('npu'))
+opt.minimize(tf.reduce_sum(tf.square(w)))
+print(' '.join(sorted(v.op.name for v in tf.global_variables())))
+'''
+
+
+def test_npu_mixed_checkpoint_names_are_the_real_adapters():
     """What an NPU mixed-precision checkpoint holds: the loss-scale manager's variables at the root
     (variable_scope.variable in npu_loss_scale_manager.py) and Adam's power accumulators under
-    the cond that applies the step only when the float status is clean."""
-    with tf.Graph().as_default():
-        w, loss = _quadratic()
-        npu_config.wrap_optimizer(tf.train.AdamOptimizer(LR), NPU_MIXED).minimize(loss)
-        names = set(v.op.name for v in tf.global_variables())
-    # Reference variables (TF 1.15's, and the scripts' after disable_v2_behavior) made inside a
-    # cond take its scope; TF 2's resource variables, the default here on TF 2, do not.
-    # checkpoints.restore_matching takes either.
-    scope = 'cond/' if tf.__version__.startswith('1.') else ''
-    assert names == {'w', 'w/Adam', 'w/Adam_1', scope + 'beta1_power', scope + 'beta2_power',
-                     'loss_scale', 'good_steps', 'bad_steps'}
+    the cond that applies the step only when the float status is clean (the scripts' TF 1.x
+    variables take the scope of the cond they are made in, on every runtime)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKES]), TF_CPP_MIN_LOG_LEVEL='3')
+    out = subprocess.run([sys.executable, '-c', NAMES_PROBE], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ['bad_steps', 'cond/beta1_power', 'cond/beta2_power',
+                                  'good_steps', 'loss_scale', 'w', 'w/Adam', 'w/Adam_1']
 
 
 def test_npu_float_status_skips_overflowing_steps_and_halves_the_scale(fake_npu):
