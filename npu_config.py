@@ -34,7 +34,6 @@ PRECISIONS = ('auto', 'mixed', 'fp32')
 # wherever the 910 has it, the convolutions in float16), and the start line says so.
 NPU_MIXED_MODES = ('allow_mix_precision', 'allow_fp32_to_fp16', 'force_fp16')
 NPU_FP32_MODE = 'allow_fp32_to_fp16'
-NPU_UNCOMPILABLE_MODE = 'must_keep_origin_dtype'
 BACKENDS = ('none', 'horovod', 'hccl')
 # The seed port's dynamic loss scale: start high, halve after 2 overflowing steps, double after
 # 1000 clean ones. Overflowing steps are skipped, not fatal.

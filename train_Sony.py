@@ -567,9 +567,10 @@ def main(argv):
     data = CachedPairs(pairs, entries, profile)
     shapes = data.check_shapes(my_pairs, f.ps)
     steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
+    crop_threads = f.crop_threads or dist.cores()
     say('%s: %d pairs in %d scenes (%d on this rank), %d steps of batch %d per epoch, cache %s, '
         '%d crop threads' % (profile.name, len(pairs), len(scenes), len(mine), steps,
-                             f.batch_size, cache_dir, f.crop_threads or dist.cores()))
+                             f.batch_size, cache_dir, crop_threads))
     val_data = CachedPairs(val_pairs, entries, profile) if val_pairs else None
     if val_data is not None:  # any size: full-resolution inference
         val_data.check_shapes(dist.shard(list(range(len(val_pairs)))), 1)
@@ -594,8 +595,8 @@ def main(argv):
 
     # The graph: pipeline -> U-Net -> L1 -> Adam (wrapped for the device and the world).
     tf.set_random_seed(f.seed)
-    inputs, targets, scene_ids, ratios, ready = input_pipeline(
-        data, all_crops, f.ps, f.batch_size, f.crop_threads or dist.cores())
+    inputs, targets, scene_ids, ratios, ready = input_pipeline(data, all_crops, f.ps,
+                                                               f.batch_size, crop_threads)
     outputs = network.unet(inputs, profile.block)
     # Before the optimizer exists: model_variables() matches names, and Adam's slots of the U-Net
     # weights (g_conv1_1/weights/Adam) would match too.
