@@ -66,12 +66,16 @@ def ssim(a, b, protocol='skimage'):
                               % (a.shape[1], a.shape[0], spec.min_side, spec.min_side, protocol))
     if spec.skimage_args is None:
         return ssim_matlab(a, b)
-    import skimage
     from skimage.metrics import structural_similarity
+    return float(structural_similarity(a, b, **dict(spec.skimage_args, **skimage_channels())))
+
+
+def skimage_channels():
+    """The keyword that tells a scikit-image function the last axis holds colour channels:
+    channel_axis arrived in 0.19; the Ascend image's 0.17 / 0.18 only know multichannel."""
+    import skimage
     version = tuple(int(x) for x in re.findall(r'\d+', skimage.__version__)[:2])
-    # channel_axis arrived in skimage 0.19; the Ascend image's 0.17/0.18 only know multichannel.
-    channels = dict(channel_axis=-1) if version >= (0, 19) else dict(multichannel=True)
-    return float(structural_similarity(a, b, **dict(spec.skimage_args, **channels)))
+    return dict(channel_axis=-1) if version >= (0, 19) else dict(multichannel=True)
 
 
 def ssim_matlab(a, b):

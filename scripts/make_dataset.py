@@ -1,17 +1,23 @@
-"""Generate a small SID-layout Sony or Fuji dataset of DNG raws, for tests and the offline demo.
+"""Generate a small SID-layout Sony or Fuji dataset of DNG raws, for the offline demo and tests.
 
 The real SID data (25 GB for Sony alone) is not always at hand. These files go through exactly
 the same rawpy path as real ARWs / RAFs (LibRaw reads them with its DNG loader rather than its
 Sony or Fuji decoder): the camera's CFA (Sony RGGB, black 512; Fuji X-T2 X-Trans 6x6 in the phase
 the 9-channel packing assumes, black 1024; white 16383 for both), SID file names (exposure parsed
 from the name), EXIF ISO / F-number / exposure time, and the three list files (in the dataset
-folder: the authors' lists in the project root stay as they are). Scenes have edges, colour
-gradients and textures; short exposures carry Poisson shot noise and Gaussian read noise at the
-paper's ratios 100, 250 and 300.
+folder: the authors' lists in the project root stay as they are). Two kinds of scenes:
 
-    python3 scripts/make_dataset.py --data_dir=dataset --height=2848 --width=4256   # full size
+  natural  (Sony, the default there) crops of photographs that installed packages ship, each
+           photograph in one split only, unprocessed to A7S II raw (unprocess.py, Brooks et al.
+           2019); short exposures carry ELD's calibrated A7S II noise (noise_model.py)
+  shapes   (any camera; the default for fuji and bayer) edges, colour gradients, stripes and
+           checkerboards; Poisson shot noise and Gaussian read noise. Tiny and fast, for tests.
+
+    python3 scripts/make_dataset.py                                                  # natural
+    python3 scripts/make_dataset.py --scenes=shapes --height=2848 --width=4256      # full size
     python3 scripts/make_dataset.py --camera=fuji --height=4032 --width=6032        # full size
 """
+import functools
 import os
 import sys
 from collections import namedtuple
@@ -21,11 +27,15 @@ import numpy as np
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
 import cli
-import sid_io  # noqa: E402
+import noise_model
+import sid_io
+import unprocess
 
 LONG_EXPOSURE = 10.0  # seconds, as most SID long exposures
-# Short exposures giving the Sony set's three ratios: 10/0.1=100, 10/0.04=250, 10/0.033 -> 300.
-SHORT_EXPOSURES = (0.1, 0.04, 0.033)
+# The Sony set's ratios. A short exposure is LONG_EXPOSURE / ratio rounded to two digits, like
+# SID's names: 10/0.1 = 100, 10/0.04 = 250, 10/0.033 -> 300 (the paper's cap).
+SID_RATIOS = (100, 250, 300)
+EXPOSURE_DIGITS = '%.2g'
 ISO_CHOICES = (100, 200, 400, 800, 1600, 3200)
 F_CHOICES = (2.8, 4.0, 5.6, 8.0, 11.0)
 LONG_FILL = 0.85  # brightest scene value maps to this fraction of the raw range
@@ -37,6 +47,7 @@ XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
                (-0.9692660, 1.8760108, 0.0415560),
                (0.0556434, -0.2040259, 1.0572252))
 MATRIX_DENOMINATOR = 10000
+NEUTRAL_DENOMINATOR = 1000000
 PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW = 32803, 34892  # DNG: mosaic / demosaiced linear data
 CFA_COLORS = 'RGBCMY'  # CFAPattern values 0-5
 FROM_CAMERA = 'camera'  # write_dng's default cfa: the camera's own pattern
@@ -81,8 +92,16 @@ def _rational(x, denominator=1000):
     return int(round(x * denominator)), denominator
 
 
+def _neutral(values):
+    """AsShotNeutral as three rationals; whole numbers as n/1 (the generated files' 1/1 1/1 1/1)."""
+    pairs = [(int(v), 1) if float(v).is_integer() else _rational(v, NEUTRAL_DENOMINATOR)
+             for v in values]
+    return tuple(x for pair in pairs for x in pair)
+
+
 def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], cfa=FROM_CAMERA,
-              black=None, white=None, orientation=None, photometric=PHOTOMETRIC_CFA):
+              black=None, white=None, orientation=None, photometric=PHOTOMETRIC_CFA,
+              color_matrix=XYZ_TO_SRGB, neutral=(1, 1, 1), description=None):
     """An uncompressed DNG that LibRaw decodes like the camera's raw (by default a Sony A7S II:
     RGGB, levels 512/16383; CAMERAS['fuji']: X-T2 X-Trans, levels 1024/16383).
 
@@ -91,10 +110,13 @@ def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], 
     colour filter (a monochrome sensor); `black` one level or four in the order of a 2x2 cell
     (BlackLevelRepeatDim 2x2); `white` the saturation level; `orientation` the EXIF orientation
     (1-8); `photometric` PHOTOMETRIC_LINEAR_RAW for [H, W, 3] already demosaiced data.
+    Natural scenes: `color_matrix` the camera's XYZ -> camera matrix (ColorMatrix1, D65),
+    `neutral` its raw response to white (AsShotNeutral: postprocess's camera white balance
+    divides by it), `description` where the scene came from (ImageDescription).
     """
     import tifffile
     matrix = []
-    for row in XYZ_TO_SRGB:
+    for row in color_matrix:
         for v in row:
             matrix += [int(round(v * MATRIX_DENOMINATOR)), MATRIX_DENOMINATOR]
     black = camera.black if black is None else black
@@ -114,7 +136,7 @@ def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], 
         (50714, 4, len(blacks), blacks if len(blacks) > 1 else blacks[0], True),  # BlackLevel
         (50717, 4, 1, int(white), True),             # WhiteLevel
         (50721, 10, 9, tuple(matrix), True),         # ColorMatrix1
-        (50728, 5, 3, (1, 1, 1, 1, 1, 1), True),     # AsShotNeutral: no white-balance change
+        (50728, 5, 3, _neutral(neutral), True),      # AsShotNeutral (1, 1, 1): no WB change
         (50778, 3, 1, 21, True),                     # CalibrationIlluminant1: D65
     ]
     if cfa == FROM_CAMERA:
@@ -130,6 +152,8 @@ def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], 
                  (50711, 3, 1, 1, True)]             # CFALayout: rectangular
     if orientation is not None:
         tags.append((274, 3, 1, int(orientation), True))  # Orientation
+    if description is not None:
+        tags.append((270, 2, 0, description, True))  # ImageDescription
     with sid_io.atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp) as tif:
             tif.write(mosaic_u16, photometric=photometric, compression=None, metadata=None,
@@ -208,6 +232,144 @@ def short_exposure(rng, long_raw, ratio, iso, camera):
     return np.clip(np.round(counts), 0, camera.white).astype(np.uint16)
 
 
+# ---------------------------------------------------------------- natural scenes (--scenes=natural)
+# Photographs that the requirements install on every runtime (scikit-image's data folder,
+# matplotlib's sample data), by split: a photograph feeds one split only, so no test or
+# validation scene is a crop of a training photograph. Grey ones become neutral scenes.
+# Left out: skimage's motorcycle_right (the stereo twin of motorcycle_left), drawings and
+# charts, and everything that scikit-image downloads on demand (pooch) or scipy no longer ships.
+PHOTOS = {
+    'train': ('skimage/astronaut.png', 'skimage/rocket.jpg', 'matplotlib/grace_hopper.jpg',
+              'skimage/hubble_deep_field.jpg', 'skimage/retina.jpg', 'skimage/camera.png',
+              'skimage/brick.png', 'skimage/grass.png', 'skimage/gravel.png'),
+    'val': ('skimage/ihc.png',),
+    'test': ('skimage/chelsea.png', 'skimage/coffee.png', 'skimage/motorcycle_left.png'),
+}
+NATURAL, SHAPES = 'natural', 'shapes'
+# --scenes when not given: the noise calibration exists for the Sony A7S II only.
+DEFAULT_SCENES = {'sony': NATURAL, 'fuji': SHAPES, 'bayer': SHAPES}
+MAX_ZOOM = 1.25  # crops at up to 1.25x the scale that just covers the raw (or the photo's own)
+# Mirrored left-right half of the time; never upside down (a photo is not a natural scene then,
+# and training flips and transposes its crops anyway).
+FLIP_PROBABILITY = 0.5
+# Brooks et al. darken each unprocessed image by a brightness gain drawn from N(0.8, 0.1)
+# (random_gains() of timothybrooks/unprocessing): the long exposures' exposure variation.
+EXPOSURE_MEAN, EXPOSURE_STD = 0.8, 0.1
+
+
+def photo_path(name):
+    """The file of a PHOTOS entry ('<package>/<file>') in the installed package."""
+    package, filename = name.split('/')
+    if package == 'matplotlib':
+        import matplotlib
+        return os.path.join(matplotlib.get_data_path(), 'sample_data', filename)
+    import skimage
+    return os.path.join(os.path.dirname(skimage.__file__), 'data', filename)
+
+
+def load_photos(names):
+    """{name: RGB PIL image} of PHOTOS entries; a missing one is a one-line SidError."""
+    from PIL import Image
+    photos = {}
+    for name in names:
+        path = photo_path(name)
+        if not os.path.isfile(path):
+            raise sid_io.SidError('%s: source photograph not found (the installed %s does not '
+                                  'ship it; --scenes=shapes needs none)'
+                                  % (path, name.split('/')[0]))
+        with Image.open(path) as image:
+            photos[name] = image.convert('RGB')
+    return photos
+
+
+def crop_photo(rng, photo, height, width):
+    """(sRGB [height, width, 3] float32 in [0, 1], description) of a random crop of a PIL photo
+    at a random scale, mirrored at random."""
+    from PIL import Image
+    cover = max(height / float(photo.height), width / float(photo.width))
+    zoom = float(rng.uniform(cover, max(cover, 1.0) * MAX_ZOOM))
+    size = (max(width, int(round(photo.width * zoom))),
+            max(height, int(round(photo.height * zoom))))
+    top = int(rng.integers(0, size[1] - height + 1))
+    left = int(rng.integers(0, size[0] - width + 1))
+    image = np.asarray(photo.resize(size, Image.BICUBIC), np.float32)
+    image = image[top:top + height, left:left + width]
+    mirrored = bool(rng.random() < FLIP_PROBABILITY)
+    if mirrored:
+        image = image[:, ::-1]
+    text = 'zoom=%.3f top=%d left=%d mirrored=%d' % (zoom, top, left, mirrored)
+    return image / np.float32(255), text
+
+
+def write_natural_scene(rng, data_dir, sid, photo_name, photo, height, width, bursts, isos,
+                        ratios, calib):
+    """One scene's long and short exposures: the photo crop unprocessed to A7S II raw (the long
+    exposure, noise-free), its expected counts / ratio through ELD's noise (the shorts)."""
+    camera = CAMERAS['sony']
+    srgb, crop_text = crop_photo(rng, photo, height, width)
+    gains = unprocess.draw_white_balance(rng)
+    exposure = float(rng.normal(EXPOSURE_MEAN, EXPOSURE_STD))
+    linear = np.clip(unprocess.unprocess(srgb, gains) * exposure, 0, 1)
+    signal = mosaic(linear, camera.cfa) * float(camera.white - camera.black)
+    iso, fnumber = int(rng.choice(isos)), float(rng.choice(F_CHOICES))
+    scene_text = 'SID natural scene: photo=%s %s exposure=%.3f gains=%.3f,1,%.3f' % (
+        photo_name, crop_text, exposure, gains[0], gains[2])
+    write = functools.partial(write_dng, camera=camera,
+                              color_matrix=unprocess.SONY_A7S2_XYZ_TO_CAMERA,
+                              neutral=(1.0 / gains[0], 1.0, 1.0 / gains[2]))
+    long_rel, short_time = scene_names(camera, sid, ratios)
+    long_raw = np.clip(np.round(camera.black + signal), 0, camera.white).astype(np.uint16)
+    write(os.path.join(data_dir, long_rel), long_raw, iso, fnumber, LONG_EXPOSURE,
+          description=scene_text)
+    lines = []
+    for burst in range(bursts):
+        short_rel = short_name(camera, sid, burst, short_time)
+        ratio = sid_io.exposure_ratio(short_rel, long_rel)
+        noise = noise_model.draw_frame_noise(rng, calib, iso)
+        raw = noise_model.noisy_counts(rng, signal / ratio, noise, camera.black, camera.white)
+        write(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,
+              description='%s noise: K=%.4f tl_shape=%.4f tl_scale=%.3f row_scale=%.3f' % (
+                  scene_text, noise.gain, noise.tl_shape, noise.tl_scale, noise.row_scale))
+        lines.append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
+    return lines
+
+
+# ---------------------------------------------------------------- the dataset
+
+def short_exposure_time(ratio):
+    """Seconds of a short exposure at `ratio`, two digits like SID's names (0.033 s for x300)."""
+    return float(EXPOSURE_DIGITS % (LONG_EXPOSURE / ratio))
+
+
+def scene_names(camera, sid, ratios):
+    """(long exposure's list path, the scene's short exposure time): scene ids cycle through the
+    ratios."""
+    long_rel = './%s/long/%05d_00_%gs.dng' % (camera.folder, sid, LONG_EXPOSURE)
+    return long_rel, short_exposure_time(ratios[sid % len(ratios)])
+
+
+def short_name(camera, sid, burst, short_time):
+    return './%s/short/%05d_%02d_%gs.dng' % (camera.folder, sid, burst, short_time)
+
+
+def write_shapes_scene(rng, data_dir, sid, height, width, bursts, isos, ratios, camera):
+    """One scene of shapes: its long exposure and burst of short ones; returns the list lines."""
+    scene = make_scene(rng, height, width)
+    long_raw = long_exposure(rng, scene, camera)
+    long_rel, short_time = scene_names(camera, sid, ratios)
+    fnumber = float(rng.choice(F_CHOICES))
+    write_dng(os.path.join(data_dir, long_rel), long_raw, 100, fnumber, LONG_EXPOSURE, camera)
+    iso = int(rng.choice(isos))
+    lines = []
+    for burst in range(bursts):
+        short_rel = short_name(camera, sid, burst, short_time)
+        ratio = sid_io.exposure_ratio(short_rel, long_rel)
+        raw = short_exposure(rng, long_raw, ratio, iso, camera)
+        write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time, camera)
+        lines.append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
+    return lines
+
+
 def check_size(camera, height, width):
     if height % camera.side_multiple or width % camera.side_multiple or \
             min(height, width) < camera.min_side:
@@ -216,40 +378,61 @@ def check_size(camera, height, width):
             height, width))
 
 
+def check_exposures(isos, ratios):
+    """ISOs must be positive and ratios give a short exposure shorter than the long one, within
+    the paper's cap (the names carry the ratio: a larger one would silently become 300)."""
+    for iso in isos:
+        if iso <= 0:
+            raise sid_io.SidError('--isos: ISO %g is not positive' % iso)
+    for ratio in ratios:
+        if not 1 < ratio <= sid_io.MAX_RATIO:
+            raise sid_io.SidError('--ratios: %g is not above 1 and at most the paper\'s cap %d'
+                                  % (ratio, sid_io.MAX_RATIO))
+
+
 def scene_ids(split, count):
     first = sid_io.SPLITS[split] * 10000
     return [first + i + 1 for i in range(count)]
 
 
 def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list_dir,
-             camera='sony'):
-    """Write the raws and list files of `camera` (a CAMERAS key); returns {split: [list lines]}."""
-    camera = CAMERAS[camera]
-    check_size(camera, height, width)
-    paths = list_paths(list_dir, camera.list_names)
+             camera='sony', scenes=SHAPES, isos=ISO_CHOICES, ratios=SID_RATIOS):
+    """Write the raws and list files of `camera` (a CAMERAS key) with `scenes` (NATURAL or SHAPES:
+    the default here, tiny and fast for the tests); returns {split: [list lines]}.
+
+    Everything is checked before the first file is written: sizes, ISOs and ratios (for natural
+    scenes inside the noise calibration), the camera's calibration, the source photographs.
+    """
+    profile = CAMERAS[camera]
+    check_size(profile, height, width)
+    check_exposures(isos, ratios)
+    paths = list_paths(list_dir, profile.list_names)
+    counts = (('train', n_train), ('test', n_test), ('val', n_val))
+    if scenes == NATURAL:
+        calib = noise_model.calibration(camera, isos, ratios)
+        photos = load_photos(name for split, n in counts for name in PHOTOS[split][:n])
     lines = {}
-    for split, count in (('train', n_train), ('test', n_test), ('val', n_val)):
+    for split, count in counts:
         lines[split] = []
-        for sid in scene_ids(split, count):
+        for i, sid in enumerate(scene_ids(split, count)):
             rng = np.random.default_rng([seed, sid])
-            scene = make_scene(rng, height, width)
-            long_raw = long_exposure(rng, scene, camera)
-            long_rel = './%s/long/%05d_00_%gs.dng' % (camera.folder, sid, LONG_EXPOSURE)
-            fnumber = float(rng.choice(F_CHOICES))
-            write_dng(os.path.join(data_dir, long_rel), long_raw, 100, fnumber, LONG_EXPOSURE,
-                      camera)
-            short_time = SHORT_EXPOSURES[sid % len(SHORT_EXPOSURES)]
-            iso = int(rng.choice(ISO_CHOICES))
-            for burst in range(bursts):
-                short_rel = './%s/short/%05d_%02d_%gs.dng' % (camera.folder, sid, burst,
-                                                              short_time)
-                ratio = sid_io.exposure_ratio(short_rel, long_rel)
-                raw = short_exposure(rng, long_raw, ratio, iso, camera)
-                write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,
-                          camera)
-                lines[split].append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
+            if scenes == NATURAL:
+                name = PHOTOS[split][i % len(PHOTOS[split])]
+                lines[split] += write_natural_scene(rng, data_dir, sid, name, photos[name], height,
+                                                    width, bursts, isos, ratios, calib)
+            else:
+                lines[split] += write_shapes_scene(rng, data_dir, sid, height, width, bursts,
+                                                   isos, ratios, profile)
         sid_io.write_list(lines[split], paths[split])
     return lines
+
+
+def numbers(flag, values):
+    """A list flag's values as numbers, or a one-line error naming the flag."""
+    try:
+        return tuple(float(v) if '.' in v else int(v) for v in values)
+    except ValueError:
+        raise sid_io.SidError('--%s: not a number list: %s' % (flag, ','.join(values)))
 
 
 def define_flags():
@@ -258,6 +441,11 @@ def define_flags():
                       'sony: A7S II Bayer raws; fuji: X-T2 X-Trans raws (the paper\'s two '
                       'cameras); bayer: another camera (12-bit GRBG, black 600-603 per site), '
                       'for train_Sony.py --camera=bayer')
+    flags.DEFINE_enum('scenes', None, [NATURAL, SHAPES],
+                      'natural: crops of photographs shipped by scikit-image and matplotlib, '
+                      'unprocessed to raw, with ELD\'s calibrated A7S II noise (Sony only); '
+                      'shapes: generated edges, gradients and textures with Poisson-Gaussian '
+                      'noise. Default: natural for sony, shapes for fuji and bayer')
     flags.DEFINE_string('data_dir', 'dataset',
                         'dataset root; raws go to <data_dir>/{Sony,Fuji,Bayer}/{short,long}')
     flags.DEFINE_string('list_dir', '', 'where {Sony,Fuji,Bayer}_{train,test,val}_list.txt are '
@@ -271,6 +459,10 @@ def define_flags():
     flags.DEFINE_integer('test_scenes', 3, 'number of test scenes (ids 1xxxx)')
     flags.DEFINE_integer('val_scenes', 2, 'number of validation scenes (ids 2xxxx)')
     flags.DEFINE_integer('bursts', 2, 'short-exposure burst frames per scene')
+    flags.DEFINE_list('isos', [str(i) for i in ISO_CHOICES], 'ISOs a scene is shot at, one '
+                      'drawn per scene (natural: inside the noise calibration, 100-6400)')
+    flags.DEFINE_list('ratios', [str(r) for r in SID_RATIOS], 'exposure ratios, one per scene in '
+                      'turn; the short exposure is 10 s / ratio (natural: 100-300, ELD\'s range)')
     flags.DEFINE_integer('seed', 0, 'random seed: the same seed gives byte-identical files',
                          lower_bound=0)
 
@@ -279,10 +471,13 @@ def main(argv):
     del argv
     from absl import flags
     f = flags.FLAGS
+    scenes = f.scenes or DEFAULT_SCENES[f.camera]
     lines = generate(f.data_dir, f.height, f.width, f.train_scenes, f.test_scenes, f.val_scenes,
-                     f.bursts, f.seed, f.list_dir or f.data_dir, f.camera)
-    print('wrote %s: %s' % (os.path.join(f.data_dir, CAMERAS[f.camera].folder),
-                            ', '.join('%d %s pairs' % (len(v), k) for k, v in lines.items())))
+                     f.bursts, f.seed, f.list_dir or f.data_dir, f.camera, scenes,
+                     numbers('isos', f.isos), numbers('ratios', f.ratios))
+    print('wrote %s (%s scenes): %s' % (
+        os.path.join(f.data_dir, CAMERAS[f.camera].folder), scenes,
+        ', '.join('%d %s pairs' % (len(v), k) for k, v in lines.items())))
 
 
 if __name__ == '__main__':

@@ -117,3 +117,31 @@ def tiny_bayer_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('bayer')
     make_tiny_dataset(root, camera='bayer')
     return root
+
+
+def to_uint8(rgb16):
+    """A 16-bit developed image as test_Sony.py's 8-bit PNGs store it (rounded half up)."""
+    import numpy as np
+    import sid_io
+    return np.floor(rgb16 / sid_io.GT_SCALE * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture
+def results(tiny_dataset, tmp_path):
+    """test_Sony.py's three PNGs for each _00 test pair of the tiny dataset, in
+    tmp_path/result/final; the 'network output' is the ground truth, blurred."""
+    from PIL import Image, ImageFilter
+    import sid_io
+    final = tmp_path / 'result' / 'final'
+    os.makedirs(str(final))
+    for pair in sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset)):
+        scene, burst, _ = sid_io.parse_name(pair.short)
+        if burst:
+            continue
+        ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
+        gt = to_uint8(sid_io.postprocess(pair.long))
+        stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
+        Image.fromarray(gt).save(stem + 'gt.png')
+        Image.fromarray(gt).filter(ImageFilter.SMOOTH).save(stem + 'out.png')
+        Image.fromarray(to_uint8(sid_io.postprocess(pair.short))).save(stem + 'scale.png')
+    return tmp_path / 'result'

@@ -1,4 +1,5 @@
-"""scripts/make_dataset.py: SID layout, determinism, physics of the short exposures, list files."""
+"""scripts/make_dataset.py: SID layout, determinism, physics of the short exposures, list files,
+natural scenes from shipped photographs and their one-line errors."""
 import filecmp
 import os
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 import make_dataset
+import noise_model
 import sid_io
+import unprocess
 from conftest import (FUJI_HEIGHT, FUJI_WIDTH, OFFICIAL_LISTS, ROOT, make_tiny_dataset,
                       official_lines, run_script)
 
@@ -214,3 +217,140 @@ def test_lists_go_to_the_dataset_folder_never_over_the_official_ones(tmp_path):
         "this dataset elsewhere (default: its data_dir)" % ROOT]
     assert not os.path.exists(str(tmp_path / 'b'))  # refused before any raw is written
     assert [official_lines(name) for name in OFFICIAL_LISTS] == before
+
+
+# ---------------------------------------------------------------- natural scenes (--scenes=natural)
+
+@pytest.fixture(scope='module')
+def natural(tmp_path_factory):
+    root = tmp_path_factory.mktemp('natural')
+    make_tiny_dataset(root, scenes=make_dataset.NATURAL)
+    return root
+
+
+def description(path):
+    import tifffile
+    with tifffile.TiffFile(str(path)) as tif:
+        return tif.pages[0].description
+
+
+def fields(text):
+    """The key=value words of a generated file's ImageDescription."""
+    return dict(word.split('=', 1) for word in text.split() if '=' in word)
+
+
+def test_natural_splits_never_share_a_photograph(natural):
+    sources = [set(names) for names in make_dataset.PHOTOS.values()]
+    assert sum(len(s) for s in sources) == len(set.union(*sources))  # disjoint by photograph
+    for split, name in make_dataset.LIST_NAMES.items():
+        pairs = sid_io.read_list(str(natural / name), str(natural))
+        assert {sid_io.parse_name(p.short)[0] // 10000 for p in pairs} == {sid_io.SPLITS[split]}
+        for pair in pairs:
+            photo = fields(description(pair.long))['photo']
+            assert photo in make_dataset.PHOTOS[split]
+            assert fields(description(pair.short))['photo'] == photo
+
+
+def test_every_listed_photograph_ships_with_the_installed_packages():
+    for names in make_dataset.PHOTOS.values():
+        photos = make_dataset.load_photos(names)
+        assert all(min(photo.size) >= 300 and photo.mode == 'RGB' for photo in photos.values())
+
+
+def test_a_missing_photograph_is_a_one_line_error_before_anything_is_written(
+        tmp_path, monkeypatch):
+    monkeypatch.setitem(make_dataset.PHOTOS, 'test', ('skimage/no_such_photo.png',))
+    with pytest.raises(sid_io.SidError) as error:
+        make_tiny_dataset(tmp_path, scenes=make_dataset.NATURAL)
+    assert str(error.value) == (
+        '%s: source photograph not found (the installed skimage does not ship it; '
+        '--scenes=shapes needs none)' % make_dataset.photo_path('skimage/no_such_photo.png'))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_natural_long_exposures_are_a7s2_raws_that_develop_into_the_photo(natural):
+    import rawpy
+    path = natural / 'Sony/long/10001_00_10s.dng'
+    scene = fields(description(path))
+    gains = float(scene['gains'].split(',')[0]), float(scene['gains'].split(',')[2])
+    with rawpy.imread(str(path)) as raw:
+        assert raw.black_level_per_channel == [512] * 4 and raw.white_level == 16383
+        assert np.allclose(raw.rgb_xyz_matrix[:3], unprocess.SONY_A7S2_XYZ_TO_CAMERA)
+        assert raw.camera_whitebalance[:3] == pytest.approx([gains[0], 1, gains[1]], rel=1e-3)
+        counts = raw.raw_image_visible.astype(np.float64)
+    assert counts.min() >= 512 and counts.std() > 100  # a clean picture, no read noise
+    gt = sid_io.read_ground_truth(str(path))
+    assert gt.shape == (96, 136, 3) and gt.std() > 0.05
+    iso, _, exposure = sid_io.read_exif(str(path))
+    assert iso in make_dataset.ISO_CHOICES and exposure == 10.0  # the pair's ISO, as in SID
+
+
+def test_natural_short_exposures_carry_the_calibrated_noise_of_their_iso(natural):
+    long_path = natural / 'Sony/long/00001_00_10s.dng'
+    long_ = sid_io.read_bayer(str(long_path))[0].astype(np.float64) - 512
+    for burst in (0, 1):
+        path = natural / ('Sony/short/00001_%02d_0.04s.dng' % burst)
+        iso = sid_io.read_exif(str(path))[0]
+        noise = fields(description(path))
+        assert float(noise['K']) == pytest.approx(
+            noise_model.system_gain(noise_model.SONY_A7S2, iso), rel=1e-3)
+        short = sid_io.read_bayer(str(path))[0].astype(np.float64) - 512
+        residual = short - long_ / 250
+        # shot + read + row noise around the expected counts; the colour bias moves the mean
+        assert residual.std() > np.sqrt(float(noise['K']) * max(long_.mean() / 250, 1)) * 0.8
+        assert abs(residual.mean()) < 5
+    assert not np.array_equal(*[sid_io.read_bayer(str(natural / (
+        'Sony/short/00001_%02d_0.04s.dng' % b)))[0] for b in (0, 1)])
+
+
+def test_natural_scenes_are_deterministic_for_a_seed(tmp_path):
+    for name, seed in (('a', 0), ('b', 0), ('c', 1)):
+        make_tiny_dataset(tmp_path / name, scenes=make_dataset.NATURAL, n_train=1, n_test=1,
+                          n_val=0, bursts=1, seed=seed)
+    files = all_files(tmp_path / 'a')
+    match, mismatch, errors = filecmp.cmpfiles(str(tmp_path / 'a'), str(tmp_path / 'b'), files,
+                                               shallow=False)
+    assert (len(match), mismatch, errors) == (len(files), [], [])
+    raw = 'Sony/short/00001_00_0.04s.dng'
+    assert not filecmp.cmp(str(tmp_path / 'a' / raw), str(tmp_path / 'c' / raw), shallow=False)
+
+
+TINY_CLI = ['--height', 96, '--width', 136, '--train_scenes', 1, '--test_scenes', 1,
+            '--val_scenes', 0, '--bursts', 1]
+
+
+def test_the_command_makes_natural_sony_scenes_by_default_and_shapes_on_request(tmp_path):
+    result = run_script('scripts/make_dataset.py', '--data_dir', tmp_path / 'a', *TINY_CLI)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        'wrote %s (natural scenes): 1 train pairs, 1 test pairs, 0 val pairs'
+        % (tmp_path / 'a' / 'Sony')]
+    assert fields(description(tmp_path / 'a/Sony/long/10001_00_10s.dng'))['photo'] in \
+        make_dataset.PHOTOS['test']
+    result = run_script('scripts/make_dataset.py', '--data_dir', tmp_path / 'b', '--scenes=shapes',
+                        *TINY_CLI)
+    assert result.returncode == 0, result.stderr
+    make_tiny_dataset(tmp_path / 'c', n_train=1, n_test=1, n_val=0, bursts=1)
+    files = all_files(tmp_path / 'c')
+    assert filecmp.cmpfiles(str(tmp_path / 'b'), str(tmp_path / 'c'), files,
+                            shallow=False)[0] == files
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--camera=fuji', '--scenes=natural', '--height', 512, '--width', 520],
+     "no calibrated noise model for --camera=fuji: ELD's calibration here is the Sony A7S II's "
+     "(--camera=sony); use --scenes=shapes"),
+    (['--isos=800,12800'], 'ISO 12800 is outside the Sony A7S II (ELD SonyA7S2) noise '
+                           'calibration (ISOs 100 to 6400)'),
+    (['--ratios=100,50'], 'ratio 50 is outside the Sony A7S II (ELD SonyA7S2) noise calibration '
+                          '(ratios 100 to 300)'),
+    (['--ratios=100,400', '--scenes=shapes'], "--ratios: 400 is not above 1 and at most the "
+                                              "paper's cap 300"),
+    (['--isos=100,high'], '--isos: not a number list: 100,high'),
+])
+def test_settings_outside_the_calibration_fail_in_one_line_and_write_nothing(tmp_path, args,
+                                                                             message):
+    result = run_script('scripts/make_dataset.py', '--data_dir', tmp_path / 'd', *(TINY_CLI + args))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ['error: ' + message]
+    assert not os.path.exists(str(tmp_path / 'd'))

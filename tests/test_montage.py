@@ -2,38 +2,15 @@
 import os
 
 import numpy as np
-import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 import eval as sid_eval
 import metrics
 import montage
 import sid_io
-from conftest import run_script
+from conftest import run_script, to_uint8
 
 WIDTH = 400
-
-
-def to_uint8(rgb16):
-    return np.floor(rgb16 / sid_io.GT_SCALE * 255 + 0.5).astype(np.uint8)
-
-
-@pytest.fixture
-def results(tiny_dataset, tmp_path):
-    """test_Sony.py's three PNGs for each _00 test pair; the 'network output' is the gt, blurred."""
-    final = tmp_path / 'result' / 'final'
-    os.makedirs(str(final))
-    for pair in sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset)):
-        scene, burst, _ = sid_io.parse_name(pair.short)
-        if burst:
-            continue
-        ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
-        gt = to_uint8(sid_io.postprocess(pair.long))
-        stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
-        Image.fromarray(gt).save(stem + 'gt.png')
-        Image.fromarray(gt).filter(ImageFilter.SMOOTH).save(stem + 'out.png')
-        Image.fromarray(to_uint8(sid_io.postprocess(pair.short))).save(stem + 'scale.png')
-    return tmp_path / 'result'
 
 
 def run(tiny_dataset, result, *extra):
