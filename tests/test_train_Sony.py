@@ -892,5 +892,7 @@ def test_bayer_without_a_list_and_sony_on_another_cfa_fail_in_one_line(tiny_baye
 
 
 def test_sony_runs_keep_the_sony_cache_kinds(trained, data):
-    kinds = set(n.split('.')[-3] for _, _, names in os.walk(str(data / 'cache')) for n in names)
+    # (a kill -9 test may have left require_writable_dir's hidden probe: not an entry)
+    kinds = set(n.split('.')[-3] for _, _, names in os.walk(str(data / 'cache')) for n in names
+                if not n.startswith(sid_io.TEMP_PREFIX))
     assert kinds == {'input', 'gt'}
