@@ -130,7 +130,7 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
     results = tuple(np.empty((block * height, block * width, 3), d) for d in dtypes)
     for y0, y1, cy0, cy1 in tile_spans(height, tile, overlap):
         for x0, x1, cx0, cx1 in tile_spans(width, tile, overlap):
-            out = sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0]
+            out = require_finite(sess.run(output, {packed_ph: packed[None, cy0:cy1, cx0:cx1]})[0])
             if out.shape[:2] != (block * (cy1 - cy0), block * (cx1 - cx0)):
                 raise sid_io.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
                                       'times that' % (cy1 - cy0, cx1 - cx0, out.shape[0],
@@ -147,6 +147,16 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
             if on_tile is not None:
                 on_tile()
     return results
+
+
+def require_finite(out):
+    """The network's output, refused in one line if any of it is NaN: to_uint would write those
+    pixels as black and the run would end as if all went well."""
+    bad = out.size - np.count_nonzero(np.isfinite(out))
+    if bad:
+        raise sid_io.SidError('the network output has %d non-finite values (NaN) of %d: the model '
+                              'or its input is broken' % (bad, out.size))
+    return out
 
 
 def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP):
