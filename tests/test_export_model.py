@@ -289,28 +289,39 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_export(tmp_path, exporte
 
 CRASH_TRIALS = 20
 CRASH_FORMATS = ('pb', 'pb,savedmodel', 'savedmodel,onnx', 'pb,savedmodel,onnx')
+LOADED = 'Sony checkpoint'  # the first line: the model is loaded, the export is being built
+
+
+def seconds_after(proc, marker, kill_after=None):
+    """Read proc's output to the line starting with `marker`, then kill it (SIGKILL) after
+    `kill_after` seconds or let it end; the seconds from the marker to the end."""
+    for line in proc.stdout:
+        if line.startswith(marker):
+            break
+    start = time.time()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        proc.kill()
+    proc.communicate(timeout=600)
+    return time.time() - start
 
 
 def test_kill_9_at_random_moments_of_exports_always_leaves_one_complete_verified_export(
         tmp_path, exported):
     """20 re-exports with random formats, each killed (SIGKILL) at a random moment between the
-    model's loading and a little past the end of a whole export: after each, the folder holds
-    one complete export (every file its manifest lists, with its checksum, nothing else) - the
-    previous one or the new one - and the next run clears what the killed one left."""
+    model's loading and the end of a whole export (timed first, on this machine): after each, the
+    folder holds one complete export (every file its manifest lists, with its checksum, nothing
+    else) - the previous one or the new one - and the next run clears what the killed one left."""
     checkpoint, out = exported[0], tmp_path / 'out'
     rng = random.Random(16)
-    assert export_to(checkpoint, out, '--formats=pb').returncode == 0
+    whole = seconds_after(popen_export(checkpoint, out, '--formats=' + CRASH_FORMATS[-1]), LOADED)
+    assert sorted(intact_export(out)['formats']) == ['onnx', 'pb', 'savedmodel']
     outcomes = {'old': 0, 'new': 0}
     for trial in range(CRASH_TRIALS):
         before = intact_export(out)
         formats = rng.choice(CRASH_FORMATS)
-        proc = popen_export(checkpoint, out, '--formats=' + formats)
-        for line in proc.stdout:
-            if line.startswith('Sony checkpoint'):  # loaded: the export is being built
-                time.sleep(rng.uniform(0.0, 3.0 if 'onnx' in formats else 1.5))
-                break
-        proc.kill()
-        proc.communicate(timeout=60)
+        seconds_after(popen_export(checkpoint, out, '--formats=' + formats), LOADED,
+                      rng.uniform(0.0, whole))
         after = intact_export(out)
         if after == before:
             outcomes['old'] += 1
@@ -320,4 +331,5 @@ def test_kill_9_at_random_moments_of_exports_always_leaves_one_complete_verified
     proc = export_to(checkpoint, out, '--formats=pb,savedmodel')
     assert proc.returncode == 0, proc.stderr
     assert sorted(intact_export(out)['formats']) == ['pb', 'savedmodel'] and leftovers(out) == []
-    print('export kill -9 trials: %(old)d left the previous export, %(new)d the new one' % outcomes)
+    print('export kill -9 trials within %.1f s: %d left the previous export, %d the new one'
+          % (whole, outcomes['old'], outcomes['new']))
