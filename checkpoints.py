@@ -220,14 +220,15 @@ def restore_matching(sess, prefix, variables, required, what):
 def remove_leftovers(folder):
     """Delete what interrupted saves and deletions left in `folder`; returns the names.
 
-    That is temporaries (TEMPORARY_RE) and data or meta files of a `model.ckpt-<step>` whose
-    index is gone (a kill between TensorFlow's data and index renames, or inside a deletion).
+    That is temporaries (TEMPORARY_RE; sid_io's `.tmp-*` folders too: a best/ being built) and
+    data or meta files of a `model.ckpt-<step>` whose index is gone (a kill between TensorFlow's
+    data and index renames, or inside a deletion).
     Only for a folder no live process writes to: callers hold sid_io.lock_folder on it first.
     """
     if not os.path.isdir(folder):
         return []
+    removed = sid_io.remove_temporaries(folder, lambda name: True)
     names = sorted(os.listdir(folder))
-    removed = []
     for name in names:
         orphan = ORPHAN_RE.match(name)
         if (TEMPORARY_RE.search(name) or orphan and orphan.group(1) + INDEX not in names) \
@@ -237,7 +238,7 @@ def remove_leftovers(folder):
                 removed.append(name)
             except FileNotFoundError:
                 pass
-    return removed
+    return sorted(removed)
 
 
 def remove_checkpoint(prefix):

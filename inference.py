@@ -175,7 +175,7 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
             if inp.shape[1:3] != (wh, ww):  # a fixed window past the image's end
                 inp = np.pad(inp, ((0, 0), (0, wh - inp.shape[1]), (0, ww - inp.shape[2]),
                                    (0, 0)), 'constant')
-            out = sess.run(output, {packed_ph: inp})[0]
+            out = require_finite(sess.run(output, {packed_ph: inp})[0])
             if out.shape[:2] != (block * wh, block * ww):
                 raise sid_io.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
                                       'times that' % (wh, ww, out.shape[0], out.shape[1], block))
@@ -190,6 +190,16 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
             if on_tile is not None:
                 on_tile()
     return results
+
+
+def require_finite(out):
+    """The network's output, refused in one line if any of it is NaN: to_uint would write those
+    pixels as black and the run would end as if all went well."""
+    bad = out.size - np.count_nonzero(np.isfinite(out))
+    if bad:
+        raise sid_io.SidError('the network output has %d non-finite values (NaN) of %d: the model '
+                              'or its input is broken' % (bad, out.size))
+    return out
 
 
 def tile_count(height, width, tile, overlap=DEFAULT_TILE_OVERLAP, window=None):

@@ -35,7 +35,6 @@ then what scripts/enhance.py packs for that area.
     python3 test_Sony.py                               # defaults: ./dataset, ./checkpoint/Sony/
     python3 test_Sony.py --all_pairs --tile=512        # all pairs in bounded memory
 """
-import hashlib
 import os
 import time
 
@@ -109,7 +108,8 @@ def checkpoint_to_test(path, variables):
 
     An unreadable newest checkpoint is an error, not a quiet fallback to the previous one (which
     training does): results must come from the checkpoint asked for. The error names the
-    previous one, to pass explicitly.
+    previous one to pass explicitly, if that one fits (a folder of another camera's model fits
+    no better: its error says which camera it is for).
     """
     import checkpoints
     prefix = checkpoints.find(path)
@@ -118,9 +118,14 @@ def checkpoint_to_test(path, variables):
     try:
         checkpoints.check(prefix, variables)
     except sid_io.SidError as e:
-        previous = [p for p in checkpoints.prefixes(path) if p != prefix]
+        previous = [p for p in checkpoints.prefixes(path) if p != prefix][:1]
+        try:
+            for p in previous:
+                checkpoints.check(p, variables)
+        except sid_io.SidError:
+            previous = []
         if not previous:
-            raise
+            raise e
         raise sid_io.SidError('%s; to test the previous checkpoint instead, pass '
                               '--checkpoint_dir=%s' % (e, previous[0]))
     return prefix
@@ -129,9 +134,7 @@ def checkpoint_to_test(path, variables):
 def checkpoint_stamp(prefix):
     """Content id of a checkpoint: the .index holds a CRC of every tensor, so its hash suffices."""
     path = prefix + '.index' if os.path.isfile(prefix + '.index') else prefix
-    with open(path, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return 'sha256:%s %s' % (digest[:16], os.path.abspath(prefix))
+    return '%s %s' % (sid_io.file_digest(path)[:len('sha256:') + 16], os.path.abspath(prefix))
 
 
 def inference_stamp(rt, tile, overlap, packed_shape, window=None):

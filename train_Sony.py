@@ -77,6 +77,7 @@ VAL_PROTOCOL = ('mean PSNR and SSIM (%s) over the burst _00 pairs, 8-bit RGB, fu
                 'test_Sony.py + eval.py' % VAL_SSIM)
 BEST_DIR = 'best'        # <checkpoint_dir>/best/: the U-Net weights with the best validation PSNR
 BEST_FILE = 'best.json'  # ... and their epoch, step, scores, protocol and validation pairs
+PSNR_RANGE = (0.0, 100.0)  # dB a best.json may hold: 100 dB is a mean error of 1/400 of a level
 
 # One line per step (the ModelZoo performance script averages Time=) and one per epoch; parse
 # both with the regexes below, never with ad-hoc greps.
@@ -370,8 +371,10 @@ def read_best(best_dir, identity, say):
     """The record of best_dir's checkpoint (BEST_FILE), or None when there is no usable one.
 
     A record of other validation pairs or another protocol is refused: its score cannot be
-    compared. A record that does not name the folder's checkpoint (a kill between the two
-    writes) is dropped with one line; the next validation then writes both again.
+    compared; so is an implausible score (NaN, outside PSNR_RANGE), which no validation would beat
+    or which beats every one. A record that does not name the folder's checkpoint (left by a kill
+    between the two writes of a version before best/ was replaced as a unit) is dropped with one
+    line; main validates before it ends, which writes both again.
     """
     import checkpoints
     path = os.path.join(best_dir, BEST_FILE)
@@ -382,9 +385,14 @@ def read_best(best_dir, identity, say):
             record = json.load(f)
         stored = dict((k, record[k]) for k in identity)
         record['psnr'], record['epoch'] = float(record['psnr']), int(record['epoch'])
+        record['last_validated'] = int(record.get('last_validated', record['epoch']))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise sid_io.SidError('%s: unreadable best-checkpoint record (%s: %s); move %s away to '
                               'start a new best' % (path, type(e).__name__, e, best_dir))
+    if not PSNR_RANGE[0] <= record['psnr'] <= PSNR_RANGE[1]:  # NaN too
+        raise sid_io.SidError('%s: implausible best PSNR %r dB (a validation gives %g-%g); move %s '
+                              'away to start a new best' % (path, record['psnr'], PSNR_RANGE[0],
+                                                            PSNR_RANGE[1], best_dir))
     if stored != identity:
         raise sid_io.SidError('%s: the best checkpoint was scored on other validation pairs or '
                               'with another protocol; pass the same --val_list, or move %s away '
@@ -398,16 +406,64 @@ def read_best(best_dir, identity, say):
     return record
 
 
-def keep_best(saver, sess, best_dir, step, record):
-    """The U-Net weights as best_dir's only checkpoint (checkpoints.save), then their record,
-    atomically: test_Sony.py --checkpoint_dir=<best_dir> runs them."""
-    import checkpoints
-    prefix = checkpoints.save(saver, sess, best_dir, step, keep=1)
-    record = dict(record, checkpoint=os.path.basename(prefix))
-    with sid_io.atomic_write(os.path.join(best_dir, BEST_FILE), 'w') as f:
+def validation_identity(pairs):
+    """What makes two validation scores comparable: the protocol and the pairs."""
+    return {'protocol': VAL_PROTOCOL, 'pairs': [os.path.basename(p.short) for p in pairs]}
+
+
+def validation_due(best_dir, pairs, epoch, val_every):
+    """Whether the resumed `epoch` must be validated before anything else: a validation epoch
+    whose validation never finished (a kill during it), or a best/ its record does not describe.
+    Read from best.json on every rank (the same answer everywhere); an unusable record raises."""
+    if not pairs or epoch <= 0:
+        return False
+    best = read_best(best_dir, validation_identity(pairs), lambda *args: None)
+    if best is None:
+        return epoch % val_every == 0 or os.path.isdir(best_dir)
+    return epoch % val_every == 0 and best['last_validated'] < epoch
+
+
+def write_record(path, record):
+    with sid_io.atomic_write(path, 'w') as f:
         json.dump(record, f, indent=1, sort_keys=True)
         f.write('\n')
+
+
+def keep_best(saver, sess, best_dir, step, record):
+    """The U-Net weights and their record as best_dir, one unit: both are written into a hidden
+    sibling folder that then replaces best_dir in one step (sid_io.replace_folder), so a kill
+    leaves the old pair or the new one, never a checkpoint with another's record.
+    test_Sony.py --checkpoint_dir=<best_dir> runs them."""
+    import shutil
+    import checkpoints
+    parent = os.path.dirname(os.path.abspath(best_dir))
+    build = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        build = sid_io.new_temp_folder(parent, os.path.basename(os.path.abspath(best_dir)))
+        prefix = checkpoints.save(saver, sess, build, step, keep=1)
+        record = dict(record, checkpoint=os.path.basename(prefix), last_validated=record['epoch'])
+        write_record(os.path.join(build, BEST_FILE), record)
+        sid_io.fsync_tree(build)
+        build = sid_io.replace_folder(build, best_dir)  # now the old best/, or None
+    except (OSError, sid_io.SidError) as e:
+        cause = e.__context__ if isinstance(e, sid_io.SidError) and e.__context__ else e
+        raise sid_io.SidError('%s: cannot write the best checkpoint (%s); the previous best is '
+                              'unchanged' % (best_dir, 'no space left on %s' % parent
+                                             if checkpoints.no_space(cause) else
+                                             checkpoints.error_line(cause)))
+    finally:
+        if build is not None:
+            shutil.rmtree(build, ignore_errors=True)
     return record
+
+
+def note_validated(best_dir, best, epoch):
+    """best's record, rewritten (atomically) to say that `epoch` was validated: a resumed run then
+    knows not to validate it again. The checkpoint it names stays."""
+    best = dict(best, last_validated=epoch)
+    write_record(os.path.join(best_dir, BEST_FILE), best)
+    return best
 
 
 class Validator(object):
@@ -429,8 +485,7 @@ class Validator(object):
         self.data, self.best_dir, self.saver, self.say = data, best_dir, saver, say
         self.dist, self.window, self.val_list = dist, window, val_list
         self.mine = dist.shard(list(range(len(data.pairs))))
-        self.identity = {'protocol': VAL_PROTOCOL,
-                         'pairs': [os.path.basename(p.short) for p in data.pairs]}
+        self.identity = validation_identity(data.pairs)
         self.best = None
         if dist.is_chief:
             removed = checkpoints.remove_leftovers(best_dir)
@@ -466,6 +521,8 @@ class Validator(object):
             self.best = keep_best(self.saver, sess, self.best_dir, step, dict(
                 self.identity, epoch=epoch, global_step=int(step), psnr=psnr, ssim=ssim,
                 ssim_protocol=VAL_SSIM, val_list=self.val_list))
+        else:
+            self.best = note_validated(self.best_dir, self.best, epoch)
         scalar_summary(writer, 'val_psnr', psnr, step)
         scalar_summary(writer, 'val_ssim', ssim, step)
         writer.flush()
@@ -583,7 +640,10 @@ def main(argv):
         sid_io.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
     ckpt_path, done_epochs = resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1
-    if first_epoch > f.epochs:
+    # A kill during the last validation, or a best/ its record does not describe: validate first.
+    validate_first = validation_due(os.path.join(f.checkpoint_dir, BEST_DIR), val_pairs,
+                                    done_epochs, f.val_every)
+    if first_epoch > f.epochs and not validate_first:
         say('%s already holds epoch %d of %d: nothing to do' % (ckpt_path, done_epochs, f.epochs))
         return
 
@@ -658,6 +718,11 @@ def main(argv):
         step = int(sess.run([set_epoch, global_step], {epoch_in: epoch_done})[1])
         return checkpoints.save(saver, sess, f.checkpoint_dir, step) if dist.is_chief else None
 
+    if validate_first and validator is not None:
+        say('validating epoch %d first: its validation did not finish, or %s did not match its '
+            'record' % (done_epochs, validator.best_dir))
+        if not validator(sess, done_epochs, int(sess.run(global_step)), writer, stop):
+            sys.exit(128 + (stop.signum or signal.SIGTERM))  # or another rank's
     for epoch in range(first_epoch, f.epochs + 1):
         lr = learning_rate(epoch, base_lr, f.lr_drop_epoch)
         sess.run(set_lr, {lr_in: lr})

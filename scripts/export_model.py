@@ -16,16 +16,21 @@ one), then:
     atc --model=export_atc/sid.pb --framework=3 --output=sid --soc_version=Ascend310 \\
         --input_shape="input:1,1424,2128,4"
 
-After writing, each export is run on the same input as the checkpoint and compared: the frozen
-graph and the SavedModel must match it bit for bit (same TensorFlow), ONNX (onnxruntime) within
-1e-4; otherwise the run fails and nothing is left under the export's name.
+--out_dir is one unit: the export is built in a hidden sibling folder, each format is run on the
+same input as the checkpoint and compared (the frozen graph and the SavedModel must match it bit
+for bit, same TensorFlow; ONNX under onnxruntime within 1e-4), a manifest <name>_manifest.json
+records the checkpoint, its step, the formats and every file's checksum, and only then does the
+new folder replace the old one, in one step (sid_io.replace_folder). A kill or a failure at any
+moment leaves the complete old export or the complete new one, never a mix; what a killed run
+left beside the folder is removed at the next start. The folder holds nothing else: one with
+other files is refused before the model loads.
 """
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import sys
-import tempfile
 
 import numpy as np
 
@@ -41,6 +46,7 @@ ONNX_OPSET = 13
 ONNX_TOLERANCE = 1e-4
 CHECK_SIZE = (96, 144)  # packed pixels of the comparison input when H and W are free
 CHECK_SEED = 0
+MANIFEST = '%s_manifest.json'  # in the export folder, % --name: what it holds, where it came from
 
 
 def define_flags():
@@ -51,8 +57,8 @@ def define_flags():
     flags.adopt_module_key_flags(camera)
     flags.DEFINE_string('checkpoint_dir', './checkpoint/Sony/',
                         'trained model: folder with model.ckpt* (latest is used) or a prefix')
-    flags.DEFINE_string('out_dir', './export', 'where <name>.pb, <name>_savedmodel/ and '
-                        '<name>.onnx go')
+    flags.DEFINE_string('out_dir', './export', 'the export folder: <name>.pb, <name>_savedmodel/, '
+                        '<name>.onnx and <name>%s, replaced as a whole' % (MANIFEST % ''))
     flags.DEFINE_string('name', 'sid', 'base name of the exported files')
     flags.DEFINE_integer('height', 0, 'fixed input height in packed pixels (0: any)', lower_bound=0)
     flags.DEFINE_integer('width', 0, 'fixed input width in packed pixels (0: any)', lower_bound=0)
@@ -71,25 +77,14 @@ def freeze(model):
 
 
 def write_savedmodel(model, path):
-    """A SavedModel with the variables and a serving signature {input} -> {output}, written next
-    to `path` and renamed into place (a directory cannot be written atomically otherwise)."""
+    """A SavedModel with the variables and a serving signature {input} -> {output}."""
     import tensorflow.compat.v1 as tf
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.mkdtemp(dir=folder, prefix='.tmp-')
-    build = os.path.join(tmp, 'model')  # the builder wants a folder that does not exist yet
-    try:
-        builder = tf.saved_model.Builder(build)
-        signature = tf.saved_model.predict_signature_def(
-            inputs={inference.INPUT_NAME: model.input},
-            outputs={inference.OUTPUT_NAME: model.output})
-        builder.add_meta_graph_and_variables(model.session, [tf.saved_model.SERVING],
-                                             signature_def_map={SERVING_SIGNATURE: signature})
-        builder.save()
-        if os.path.isdir(path):
-            os.rename(path, os.path.join(tmp, 'old'))
-        os.rename(build, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    builder = tf.saved_model.Builder(path)
+    signature = tf.saved_model.predict_signature_def(
+        inputs={inference.INPUT_NAME: model.input}, outputs={inference.OUTPUT_NAME: model.output})
+    builder.add_meta_graph_and_variables(model.session, [tf.saved_model.SERVING],
+                                         signature_def_map={SERVING_SIGNATURE: signature})
+    builder.save()
 
 
 def write_onnx(graph_def, path):
@@ -99,7 +94,7 @@ def write_onnx(graph_def, path):
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, opset=ONNX_OPSET,
                                               input_names=[inference.INPUT_NAME + ':0'],
                                               output_names=[inference.OUTPUT_NAME + ':0'])
-    with sid_io.atomic_write(path) as f:
+    with open(path, 'wb') as f:
         f.write(proto.SerializeToString())
 
 
@@ -127,28 +122,36 @@ def check_input(height, width, channels=camera.SONY.channels):
     return np.clip(scene, 0, 1).astype(np.float32)[None]
 
 
-def export(model, formats, stem, packed, written):
-    """Write the chosen formats to <stem>.pb, <stem>_savedmodel, <stem>.onnx, adding (format,
-    path) to `written` as each one lands; returns the checkpoint's own output on `packed`."""
+def export_names(name):
+    """{format: the file or folder it is written to} of an export called `name`."""
+    return {'pb': name + '.pb', 'savedmodel': name + '_savedmodel', 'onnx': name + '.onnx'}
+
+
+def export(model, formats, folder, name, packed):
+    """Write the chosen formats into `folder`; returns {format: path} and the checkpoint's own
+    output on `packed`."""
+    paths = dict((fmt, os.path.join(folder, entry)) for fmt, entry in export_names(name).items()
+                 if fmt in formats)
     with model.session:
         reference = model.session.run(model.output, {model.input: packed})
         graph_def = freeze(model)
-        if 'pb' in formats:
-            with sid_io.atomic_write(stem + '.pb') as out:
+        if 'pb' in paths:
+            with open(paths['pb'], 'wb') as out:
                 out.write(graph_def.SerializeToString())
-            written.append(('pb', stem + '.pb'))
-        if 'savedmodel' in formats:
-            write_savedmodel(model, stem + '_savedmodel')
-            written.append(('savedmodel', stem + '_savedmodel'))
-    if 'onnx' in formats:
-        write_onnx(graph_def, stem + '.onnx')
-        written.append(('onnx', stem + '.onnx'))
-    return reference
+        if 'savedmodel' in paths:
+            write_savedmodel(model, paths['savedmodel'])
+    if 'onnx' in paths:
+        print('converting to ONNX (tf2onnx)')
+        sys.stdout.flush()
+        write_onnx(graph_def, paths['onnx'])
+    return paths, reference
 
 
-def verify(written, reference, packed):
-    """Compare every written export with the checkpoint's output; a mismatch is an error."""
-    for fmt, path in written:
+def verify(paths, reference, packed, shown):
+    """Compare every written format with the checkpoint's output ({format: max |difference|}); a
+    mismatch is an error naming the format's path in the export folder `shown`."""
+    diffs = {}
+    for fmt, path in sorted(paths.items(), key=lambda item: FORMATS.index(item[0])):
         if fmt == 'pb':
             model = inference.session_from_graph(path)
             with model.session:
@@ -159,15 +162,96 @@ def verify(written, reference, packed):
             out = run_onnx(path, packed)
         diff = float(np.abs(out - reference).max())
         allowed = ONNX_TOLERANCE if fmt == 'onnx' else 0.0
+        name = os.path.join(shown, os.path.basename(path))
         print('%s: max |difference| to the checkpoint %.3g (%s)'
-              % (path, diff, 'allowed %g' % allowed if allowed else 'must be bit for bit'))
+              % (name, diff, 'allowed %g' % allowed if allowed else 'must be bit for bit'))
         if out.shape != reference.shape or diff > allowed:
             raise sid_io.SidError('%s: output differs from the checkpoint by %.3g (shape %s vs %s)'
-                                  % (path, diff, out.shape, reference.shape))
+                                  % (name, diff, out.shape, reference.shape))
+        diffs[fmt] = diff
+    return diffs
+
+
+def manifest(folder, model, profile, shape, diffs):
+    """The manifest's content: the checkpoint, its step, the camera, the input shape, the formats
+    with their measured difference, and the checksum of every file in `folder`."""
+    import tensorflow.compat.v1 as tf
+    import checkpoints
+    from test_Sony import checkpoint_stamp
+    files = {}
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(top, name)
+            files[os.path.relpath(path, folder).replace(os.sep, '/')] = sid_io.file_digest(path)
+    step = checkpoints.step_of(model.source)
+    return {'checkpoint': os.path.abspath(model.source),
+            'checkpoint_id': checkpoint_stamp(model.source).split()[0],
+            'step': step if step >= 0 else None, 'camera': profile.name,
+            'input': [1] + list(shape) + [profile.channels], 'formats': diffs,
+            'tensorflow': tf.__version__, 'files': files}
+
+
+def write_manifest(path, content):
+    with open(path, 'w') as f:
+        json.dump(content, f, indent=1, sort_keys=True)
+        f.write('\n')
+
+
+def check_out_dir(out_dir, name):
+    """Refuse, before the model loads, an --out_dir that cannot become this export: a file in the
+    way, a folder holding anything but an export called `name` (replacing the folder would lose
+    it), or a parent folder where the new export cannot be built."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise sid_io.SidError('%s: is a file, not a folder; give --out_dir a folder for the export'
+                              % out_dir)
+    ours = set(export_names(name).values()) | {MANIFEST % name}
+    others = sorted(set(os.listdir(out_dir)) - ours) if os.path.isdir(out_dir) else []
+    if others:
+        raise sid_io.SidError('%s: holds %s, not part of an export named %s; the export replaces '
+                              'the whole folder: give an empty or new --out_dir'
+                              % (out_dir, ', '.join(others[:3]) + (', ...' if others[3:] else ''),
+                                 name))
+    sid_io.require_writable_dir(os.path.dirname(os.path.abspath(out_dir)), 'the new export')
+
+
+def manifest_of(graph_path):
+    """The manifest of the export a frozen graph belongs to, once the graph's checksum matches it;
+    None for a graph without one (not written by this script, or by an older version). A graph
+    its manifest does not describe (changed since, or mixed with another export) is refused."""
+    folder, entry = os.path.split(os.path.abspath(graph_path))
+    path = os.path.join(folder, MANIFEST % os.path.splitext(entry)[0])
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            content = json.load(f)
+        expected = content['files'][entry]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise sid_io.SidError('%s: unreadable export manifest (%s: %s); export again'
+                              % (path, type(e).__name__, e))
+    if sid_io.file_digest(graph_path) != expected:
+        raise sid_io.SidError('%s: differs from its export manifest %s (changed since, or from '
+                              'another export); export again' % (graph_path, path))
+    return content
+
+
+def cannot_export(error, out_dir):
+    """A failed write or TensorFlow call while building the export, as one line."""
+    import checkpoints
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if isinstance(error, OSError):
+        reason = sid_io.write_reason(error, parent)
+    else:
+        reason = 'no space left on %s' % parent if checkpoints.no_space(error) else \
+            checkpoints.error_line(error)
+    return sid_io.SidError('%s: cannot export (%s); %s' % (
+        out_dir, reason, 'the previous export is unchanged' if os.path.isdir(out_dir) else
+        'nothing was written'))
 
 
 def main(argv):
     del argv
+    import tensorflow.compat.v1 as tf
     from absl import flags
     f = flags.FLAGS
     profile = camera.from_flags()
@@ -176,6 +260,14 @@ def main(argv):
     if 'onnx' in f.formats and importlib.util.find_spec('tf2onnx') is None:
         raise sid_io.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
                               'onnxruntime), or leave onnx out of --formats')
+    out_dir = f.out_dir.rstrip('/\\') or f.out_dir
+    parent, base = os.path.split(os.path.abspath(out_dir))
+    check_out_dir(out_dir, f.name)
+    sid_io.lock_folder(out_dir, '--out_dir', os.path.join(parent, '.' + base + sid_io.LOCK_NAME))
+    removed = sid_io.remove_temporaries(parent, lambda name: name == base)
+    if removed:
+        print('removed %d leftovers of an interrupted export from %s (%s)'
+              % (len(removed), parent, ', '.join(removed)))
 
     model = inference.session_from_checkpoint(f.checkpoint_dir, profile=profile,
                                               height=f.height or None, width=f.width or None)
@@ -184,18 +276,21 @@ def main(argv):
         profile.channels, inference.OUTPUT_NAME, profile.block * f.height or '%dH' % profile.block,
         profile.block * f.width or '%dW' % profile.block))
     packed = check_input(f.height, f.width, profile.channels)
-    os.makedirs(f.out_dir, exist_ok=True)
-    written = []
+    build = None
     try:
-        reference = export(model, f.formats, os.path.join(f.out_dir, f.name), packed, written)
-        verify(written, reference, packed)
-    except BaseException:
-        for _, path in written:  # an export that does not reproduce the model is not left behind
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-        raise
+        build = sid_io.new_temp_folder(parent, base)
+        paths, reference = export(model, f.formats, build, f.name, packed)
+        diffs = verify(paths, reference, packed, out_dir)
+        write_manifest(os.path.join(build, MANIFEST % f.name),
+                       manifest(build, model, profile, (f.height or None, f.width or None), diffs))
+        sid_io.fsync_tree(build)
+        build = sid_io.replace_folder(build, out_dir)  # now the old export, or None
+    except (OSError, tf.errors.OpError) as e:
+        raise cannot_export(e, out_dir)
+    finally:
+        if build is not None:  # a failed, interrupted or replaced export
+            shutil.rmtree(build, ignore_errors=True)
+    print('exported %s to %s (manifest %s)' % (', '.join(f.formats), out_dir, MANIFEST % f.name))
 
 
 if __name__ == '__main__':

@@ -324,6 +324,51 @@ def test_atomic_write_failing_mid_write_is_one_line_and_leaves_nothing(tmp_path,
     assert os.listdir(str(tmp_path / 'out')) == []
 
 
+@pytest.mark.parametrize('free, reason', [(4096, 'no space left on {folder}'),
+                                          (1 << 30, '73728 requested and 10104 written')])
+def test_a_short_write_is_no_space_left_when_the_disk_is_full(tmp_path, monkeypatch, free,
+                                                              reason):
+    """Issue 16, case 12: numpy's tofile, tifffile's writer, reports a full disk as an OSError
+    without errno, '73728 requested and 10104 written'. With room left it is something else (a
+    file size limit), and its own words stay."""
+    import collections
+    import shutil
+    usage = collections.namedtuple('usage', 'total used free')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda folder: usage(1 << 40, 1 << 40, free))
+    target = str(tmp_path / 'x_sid.tif')
+    with pytest.raises(sid_io.SidError) as e:
+        with sid_io.atomic_path(target):
+            raise OSError('73728 requested and 10104 written')
+    assert str(e.value) == '%s: cannot write (%s)' % (target, reason.format(folder=tmp_path))
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize('exchange', [True, False])
+def test_replace_folder_swaps_a_unit_and_temporaries_are_cleaned_by_owner(tmp_path, monkeypatch,
+                                                                          exchange):
+    """One step with renameat2 where Linux has it; two renames elsewhere (or when it is refused)."""
+    if not exchange:
+        monkeypatch.setattr(sid_io, '_exchange', lambda a, b: False)
+    target = tmp_path / 'export'
+    for version in ('old', 'new'):
+        build = sid_io.new_temp_folder(str(tmp_path), 'export')
+        assert re.match(r'^\.tmp-[0-9a-f]{8}-export$', os.path.basename(build))
+        with open(os.path.join(build, 'a.txt'), 'w') as f:
+            f.write(version)
+        sid_io.fsync_tree(build)
+        old = sid_io.replace_folder(build, str(target))
+        assert (target / 'a.txt').read_text() == version
+        assert old is None if version == 'old' else open(os.path.join(old, 'a.txt')).read() == 'old'
+    (tmp_path / '.tmp-0123abcd-other').write_text('x')
+    (tmp_path / '.tmp-elsewhere').write_text('x')
+    assert sid_io.remove_temporaries(str(tmp_path), lambda name: name == 'export') == [
+        os.path.basename(old)]
+    assert sorted(os.listdir(str(tmp_path))) == ['.tmp-0123abcd-other', '.tmp-elsewhere',
+                                                 'export']
+    assert sid_io.file_digest(str(target / 'a.txt')) == (
+        'sha256:11507a0e2f5e69d5dfa40a62a1bd7b6ee57e6bcd85c67c9b8431b36fff21c437')
+
+
 def test_atomic_write_failing_to_create_or_rename_is_one_line(tmp_path, monkeypatch):
     target = str(tmp_path / 'list.txt')
     real_open = os.open

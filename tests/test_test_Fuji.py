@@ -76,3 +76,20 @@ def test_eval_scores_fuji_results(tested):
     assert proc.returncode == 0, proc.stderr
     assert '| x300 | 1 |' in proc.stdout and 'no scene excluded' in proc.stdout
     assert float(proc.stdout.split('average psnr: ')[1].split()[0]) > 5
+
+
+def test_a_sony_checkpoint_folder_is_refused_without_suggesting_its_other_sony_checkpoint(
+        tiny_fuji_dataset, tmp_path):
+    """Issue 16, case 12: the error suggested "the previous checkpoint", also a Sony one."""
+    folder = tmp_path / 'sony'
+    for step in (1, 2):
+        bench_inference.make_checkpoint(str(folder / ('model.ckpt-%d' % step)), seed=step)
+    proc = run_script('test_Fuji.py', '--data_dir=%s' % tiny_fuji_dataset,
+                      '--test_list=%s' % (tiny_fuji_dataset / 'Fuji_test_list.txt'),
+                      '--checkpoint_dir=%s' % folder, '--result_dir=%s' % (tmp_path / 'result'),
+                      '--device=cpu')
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'error: %s: variable g_conv1_1/weights has shape [3, 3, 4, 32] in the checkpoint, the '
+        'network needs [3, 3, 9, 32]: a model for Sony/bayer raws (4 packed channels), not for '
+        'Fuji (9)' % (folder / 'model.ckpt-2'))

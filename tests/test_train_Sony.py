@@ -731,6 +731,132 @@ def test_a_resumed_run_keeps_the_best_score(data, validated, tmp_path):
     assert 'warning' not in proc.stdout
 
 
+def consistent_best(best_dir):
+    """best.json, once it describes the checkpoint best/ holds."""
+    record = json.load(open(str(best_dir / 'best.json')))
+    assert record['checkpoint'] == os.path.basename(checkpoints.find(str(best_dir)))
+    return record
+
+
+@pytest.mark.parametrize('psnr', ['1e6', 'NaN', '-3'])
+def test_an_implausible_best_record_is_one_line_naming_it_even_with_nothing_to_do(
+        data, validated, tmp_path, psnr):
+    """Issue 16, case 8: psnr 1e6 or NaN was accepted; best/ then never updated, silently."""
+    shutil.copytree(os.path.join(str(validated[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    path = tmp_path / 'ckpt' / 'best' / 'best.json'
+    record = json.load(open(str(path)))
+    path.write_text(json.dumps(record).replace('"psnr": %s' % json.dumps(record['psnr']),
+                                               '"psnr": %s' % psnr))
+    proc = train(data, tmp_path, '--epochs=3', '--val_list=%s' % val_list(data), '--val_every=1')
+    assert_one_line_error(proc, '%s: implausible best PSNR %r dB (a validation gives 0-100); '
+                          'move %s away to start a new best' % (path, float(psnr),
+                                                                path.parent))
+    assert 'nothing to do' not in proc.stdout
+
+
+def test_a_best_dir_its_record_does_not_describe_is_validated_again_before_nothing_to_do(
+        data, validated, tmp_path):
+    """Issue 16, case 6: a kill between best/'s checkpoint and best.json (before best/ became one
+    unit) left model.ckpt-9 under a record of another checkpoint, and the rerun said "nothing to
+    do". Now the last epoch - the weights best/ was being given - is validated first."""
+    shutil.copytree(os.path.join(str(validated[0]), 'ckpt'), str(tmp_path / 'ckpt'))
+    best = tmp_path / 'ckpt' / 'best'
+    record = consistent_best(best)
+    checkpoints.remove_checkpoint(checkpoints.find(str(best)))
+    for ext in ('.index', '.data-00000-of-00001'):
+        shutil.copy(str(tmp_path / 'ckpt' / ('model.ckpt-9' + ext)), str(best))
+    checkpoints.write_state(str(best), str(best / 'model.ckpt-9'), [])
+    if record['checkpoint'] == 'model.ckpt-9':  # the record must name another one
+        json.dump(dict(record, checkpoint='model.ckpt-3'), open(str(best / 'best.json'), 'w'))
+    proc = train(data, tmp_path, '--epochs=3', '--val_list=%s' % val_list(data), '--val_every=1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'nothing to do' not in proc.stdout and 'validating epoch 3 first' in proc.stdout
+    assert [g[0] for g in parsed(proc.stdout, train_Sony.VAL_LOG_RE)] == ['3']
+    after = consistent_best(best)
+    assert (after['epoch'], after['checkpoint'], after['last_validated']) == (3, 'model.ckpt-9', 3)
+    proc = train(data, tmp_path, '--epochs=3', '--val_list=%s' % val_list(data), '--val_every=1')
+    assert proc.returncode == 0 and 'nothing to do' in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_last_epoch_whose_validation_never_finished_is_validated_before_nothing_to_do(
+        data, tmp_path):
+    """Issue 16, case 7: kill -9 during the last epoch's validation, then the same command: it
+    said "nothing to do" and that epoch was never validated. Here the kill is real (right after
+    the epoch's log line, when its validation starts) and a run without validation stands in for
+    a kill before any of it; either way the rerun validates epoch 2 exactly when best.json does
+    not record it, and only then."""
+    args = ['--epochs=2', '--val_list=%s' % val_list(data), '--val_every=1']
+    proc = popen_train(data, tmp_path, *args)
+    for line in proc.stdout:
+        if line.startswith('Epoch 2 done'):
+            proc.kill()
+            break
+    proc.communicate(timeout=60)
+    best = tmp_path / 'ckpt' / 'best'
+    recorded = consistent_best(best)['last_validated']
+    assert recorded in (1, 2)  # epoch 1's validation finished before epoch 2 began
+    proc = train(data, tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [g[0] for g in parsed(proc.stdout, train_Sony.VAL_LOG_RE)] == (
+        ['2'] if recorded == 1 else [])
+    assert consistent_best(best)['last_validated'] == 2 and not parsed(proc.stdout,
+                                                                       train_Sony.STEP_LOG_RE)
+    other = tmp_path / 'other'
+    assert train(data, other, '--epochs=2', '--val_list=').returncode == 0
+    proc = train(data, other, *(args[:2] + ['--val_every=2']))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'nothing to do' not in proc.stdout
+    assert [g[0] for g in parsed(proc.stdout, train_Sony.VAL_LOG_RE)] == ['2']
+    assert consistent_best(other / 'ckpt' / 'best')['last_validated'] == 2
+    proc = train(data, other, *(args[:2] + ['--val_every=2']))
+    assert proc.returncode == 0 and 'nothing to do' in proc.stdout, proc.stderr[-3000:]
+
+
+KEEP_BEST_CHILD = """
+import os, signal, sys
+import tensorflow.compat.v1 as tf
+import network, sid_io, train_Sony
+tf.disable_v2_behavior()
+best_dir, point = sys.argv[1], sys.argv[2]
+with tf.Graph().as_default():
+    network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
+    saver = tf.train.Saver(network.model_variables())
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        train_Sony.keep_best(saver, sess, best_dir, 10, {'epoch': 1, 'psnr': 20.0})
+        def kill(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        module = train_Sony if point == 'write_record' else sid_io
+        real = getattr(module, point)
+        def kill_after(*args, **kwargs):
+            result = real(*args, **kwargs)
+            kill()
+            return result
+        setattr(module, point, kill if point == 'write_record' else kill_after)
+        train_Sony.keep_best(saver, sess, best_dir, 20, {'epoch': 2, 'psnr': 21.0})
+"""
+
+
+@pytest.mark.parametrize('point', ['write_record', 'fsync_tree', 'replace_folder'])
+def test_kill_9_at_each_step_of_keep_best_leaves_best_and_its_record_agreeing(tmp_path, point):
+    """best/ and best.json are one unit (issue 16, case 6): killed before the record, before the
+    swap, or right after it, best/ holds the old pair or the new one; the leftover goes at the
+    next start."""
+    best = tmp_path / 'ckpt' / 'best'
+    proc = subprocess.run([sys.executable, '-c', KEEP_BEST_CHILD, str(best), point],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2'),
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    record = consistent_best(best)
+    assert (record['epoch'], record['checkpoint']) == (
+        (2, 'model.ckpt-20') if point == 'replace_folder' else (1, 'model.ckpt-10'))
+    left = [n for n in os.listdir(str(best.parent)) if n != 'best']
+    assert len(left) == 1 and left[0].startswith('.tmp-') and left[0].endswith('-best')
+    assert checkpoints.remove_leftovers(str(best.parent)) == left
+    assert os.listdir(str(best.parent)) == ['best']
+
+
 STARTUP_LINES = ('device=cpu precision=fp32', 'Sony: 6 pairs in 3 scenes (3 on this rank), 3 steps')
 
 
