@@ -399,7 +399,8 @@ def test_a_rerun_clears_a_killed_runs_temporaries_and_finishes_only_the_missing_
     assert stamps == dict((k, v) for k, v in finished_png(str(out / 'b_sid.png'))[0].items()
                           if k.startswith('sid_'))
     assert stamps[enhance.SOURCE_KEY] == os.path.realpath(raws[1])
-    assert stamps[enhance.SETTINGS_KEY].startswith('ratio=10.0 camera=bayer tiling=exact raw=')
+    assert stamps[enhance.SETTINGS_KEY].startswith(
+        'ratio=10.0 camera=bayer device=cpu precision=fp32 tiling=exact raw=')
     proc = enhance_run(*(args[:1] + ['--ratio=12'] + args[2:] + raws[:1]))  # another ratio
     assert proc.returncode == 0 and 'enhanced 1 raw files, skipped 0' in proc.stdout, proc.stderr
 
