@@ -6,7 +6,7 @@ normalised, how a repeat of its filter is packed into channels and how many outp
 packed pixel becomes (depth_to_space), and where its data set, lists and model live by default.
 Code takes a profile; it never tests for a camera by name.
 
-    SONY   the paper's constants (black 512, white 16383): exactly sid_io.pack_raw, as test_Sony.py
+    SONY   the paper's constants (black 512, white 16383): exactly raw_io.pack_raw, as test_Sony.py
     FUJI   the paper's X-T2 (black 1024, white 16383): 6x6 X-Trans packed into 9 channels, block 3
     BAYER  any Bayer camera: levels from the file, any 2x2 phase (scripts/enhance.py; fine-tuning
            with train_Sony.py --camera=bayer, which cuts each mosaic to start on its red pixel)
@@ -15,9 +15,11 @@ from collections import namedtuple
 
 import numpy as np
 
-import sid_io
+import cli
+import raw_io
+import xtrans
 
-FROM_FILE = 'file'  # black / white: read the file's own levels (sid_io.read_mosaic)
+FROM_FILE = 'file'  # black / white: read the file's own levels (raw_io.read_mosaic)
 
 Profile = namedtuple('Profile', [
     'name',        # shown to users, the --camera value, and the data set's folder (<data_dir>/Sony)
@@ -32,12 +34,12 @@ Profile = namedtuple('Profile', [
     'misaligned',  # test scene ids the authors ask to leave out of scores (eval.py --exclude)
 ])
 
-SONY = Profile(name='Sony', cfa='bayer', black=sid_io.BLACK_LEVEL, white=sid_io.WHITE_LEVEL,
+SONY = Profile(name='Sony', cfa='bayer', black=raw_io.BLACK_LEVEL, white=raw_io.WHITE_LEVEL,
                packing='bayer', block=2, channels=4, extension='.ARW',
                lists=('Sony_train_list.txt', 'Sony_test_list.txt', 'Sony_val_list.txt'),
                misaligned=('10034', '10045', '10172'))
-FUJI = Profile(name='Fuji', cfa='xtrans', black=sid_io.FUJI_BLACK_LEVEL,
-               white=sid_io.FUJI_WHITE_LEVEL, packing='xtrans', block=sid_io.XTRANS_BLOCK,
+FUJI = Profile(name='Fuji', cfa='xtrans', black=xtrans.FUJI_BLACK_LEVEL,
+               white=xtrans.FUJI_WHITE_LEVEL, packing='xtrans', block=xtrans.XTRANS_BLOCK,
                channels=9, extension='.RAF',
                lists=('Fuji_train_list.txt', 'Fuji_test_list.txt', 'Fuji_val_list.txt'),
                misaligned=())
@@ -49,9 +51,9 @@ DATASETS = tuple(p.name for p in (SONY, FUJI))  # profiles with the authors' dat
 # sets, and your own pairs of any Bayer camera (no default lists: the list flags must be given)
 CAMERAS = DATASETS + (BAYER.name,)
 
-# Packing name -> sid_io.Packing: how a raw of that colour filter is read, checked, aligned and
+# Packing name -> raw_io.Packing: how a raw of that colour filter is read, checked, aligned and
 # packed, the multiple its sides are cropped to, the channels, the cache kinds.
-PACKINGS = sid_io.PACKINGS
+PACKINGS = raw_io.PACKINGS
 
 # Flags whose defaults are a camera's: a script's flag that has one of these defaults follows
 # --camera (train_Sony.py --camera=Fuji reads ./Fuji_train_list.txt unless told otherwise).
@@ -112,15 +114,15 @@ def required_list(flag_values, name, profile):
     error, not a read of ''."""
     value = flag_values[name].value
     if not value:
-        raise sid_io.SidError('--%s is empty%s: name your list file ("short long ISO F" per line)'
-                              % (name, '' if profile.lists else ' (--camera=%s has no default '
-                                 'lists)' % profile.name))
+        raise cli.SidError('--%s is empty%s: name your list file ("short long ISO F" per line)'
+                           % (name, '' if profile.lists else ' (--camera=%s has no default '
+                              'lists)' % profile.name))
     return value
 
 
 def levels(profile, mosaic=None):
     """(black, white) per packed channel: the profile's constants, or the file's own levels
-    (`mosaic`: a sid_io.Mosaic, or the sid_io.Levels of a levels cache entry)."""
+    (`mosaic`: a raw_io.Mosaic, or the raw_cache.Levels of a levels cache entry)."""
     black = mosaic.black if profile.black == FROM_FILE else np.float32(profile.black)
     white = mosaic.white if profile.white == FROM_FILE else np.float32(profile.white)
     return black, white
@@ -139,30 +141,30 @@ def cache_jobs(pairs, profile):
 
 def packed_raw(path, profile):
     """A data set raw -> the network's normalised, not yet amplified input, as training reads it
-    (SONY: exactly sid_io.pack_raw; FUJI: cropped to multiples of 6, 9 channels; BAYER: cut to
+    (SONY: exactly raw_io.pack_raw; FUJI: cropped to multiples of 6, 9 channels; BAYER: cut to
     start on its red pixel with even sides, the file's levels)."""
     spec = PACKINGS[profile.packing]
     if not spec.levels_kind:
-        return sid_io.normalize(sid_io.read_packed(path, profile.packing), *levels(profile))
-    mosaic = sid_io.read_bayer_cells(path)
-    return sid_io.normalize(spec.pack(mosaic.counts), *levels(profile, mosaic))
+        return raw_io.normalize(raw_io.read_packed(path, profile.packing), *levels(profile))
+    mosaic = raw_io.read_bayer_cells(path)
+    return raw_io.normalize(spec.pack(mosaic.counts), *levels(profile, mosaic))
 
 
 def packed_input(mosaic, profile):
-    """A camera's mosaic (sid_io.read_mosaic) -> the network's normalised, not yet amplified input.
+    """A camera's mosaic (raw_io.read_mosaic) -> the network's normalised, not yet amplified input.
 
     The mosaic is first brought to whole repeats of its filter (PACKINGS' align): a Bayer mosaic
     is mirrored out by one pixel where its red pixel is not at (0, 0) or a side is odd, an X-Trans
     one extended to multiples of 6. So the output is [block * h, block * w] with the picture at
     [dy:dy + H, dx:dx + W], (dy, dx) = mosaic.phase. For an RGGB mosaic of even size nothing moves
-    and SONY gives exactly sid_io.pack_raw.
+    and SONY gives exactly raw_io.pack_raw.
     """
     if mosaic.cfa != profile.cfa:
         raise ValueError('packed_input: a %s mosaic for the %s profile (%s)'
                          % (mosaic.cfa, profile.name, profile.cfa))
     black, white = levels(profile, mosaic)
     packing = PACKINGS[profile.packing]
-    return sid_io.normalize(packing.pack(packing.align(mosaic.counts, mosaic.phase)), black, white)
+    return raw_io.normalize(packing.pack(packing.align(mosaic.counts, mosaic.phase)), black, white)
 
 
 def for_channels(channels):

@@ -23,14 +23,15 @@ import re
 import tensorflow.compat.v1 as tf
 
 import camera
-import sid_io
+import cli
+import safe_files
 
 NAME = 'model.ckpt'     # train_Sony.py saves <NAME>-<global step>.{index,data-00000-of-00001}
 STATE_FILE = 'checkpoint'  # TensorFlow's state file: which checkpoint is the newest
 KEEP = 2                # the previous checkpoint survives anything that happens to the newest
 INDEX = '.index'
 # Temporaries of an interrupted save: TensorBundle's <file>.tempstate<random> (data and index),
-# TensorFlow's atomic writes <file>.tmp<uuid4 hex> (state file, meta graph), and sid_io's
+# TensorFlow's atomic writes <file>.tmp<uuid4 hex> (state file, meta graph), and safe_files'
 # .tmp-* (atomic_path, used for the state file here and for the result PNGs).
 TEMPORARY_RE = re.compile(r'(\.tempstate\d+|\.tmp[0-9a-f]{32})$|^\.tmp-')
 ORPHAN_RE = re.compile(r'^(%s-\d+)\.(data-\d{5}-of-\d{5}|meta)$' % re.escape(NAME))
@@ -123,7 +124,7 @@ def verify(prefix, names=None):
             reader.get_tensor(name)
     # TF 2.x raises IndexError for a short read, TF 1.15 OutOfRangeError.
     except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
-        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
+        raise cli.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
 
 
 def stored_shapes(prefix):
@@ -131,7 +132,7 @@ def stored_shapes(prefix):
     try:
         return dict(tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
+        raise cli.SidError('%s: unreadable checkpoint (%s)' % (prefix, error_line(e)))
 
 
 def check(prefix, variables):
@@ -144,15 +145,15 @@ def check(prefix, variables):
     stored = stored_shapes(prefix)
     missing = [v.op.name for v in variables if v.op.name not in stored]
     if missing:
-        raise sid_io.SidError('%s: checkpoint lacks %d of the %d U-Net variables (first: %s); is '
-                              'it a SID Sony checkpoint?' % (prefix, len(missing), len(variables),
-                                                             missing[0]))
+        raise cli.SidError('%s: checkpoint lacks %d of the %d U-Net variables (first: %s); is '
+                           'it a SID Sony checkpoint?' % (prefix, len(missing), len(variables),
+                                                          missing[0]))
     for v in variables:
         want, have = v.shape.as_list(), list(stored[v.op.name])
         if have != want:
-            raise sid_io.SidError('%s: variable %s has shape %s in the checkpoint, the network '
-                                  'needs %s%s' % (prefix, v.op.name, have, want,
-                                                  camera.model_hint(v.op.name, have, want)))
+            raise cli.SidError('%s: variable %s has shape %s in the checkpoint, the network '
+                               'needs %s%s' % (prefix, v.op.name, have, want,
+                                               camera.model_hint(v.op.name, have, want)))
     verify(prefix, [v.op.name for v in variables])
 
 
@@ -164,7 +165,7 @@ def newest_intact(folder):
         try:
             verify(prefix)
             return prefix, skipped
-        except sid_io.SidError as e:
+        except cli.SidError as e:
             skipped.append(e)
     return None, skipped
 
@@ -173,7 +174,7 @@ def restore(saver, sess, prefix, what):
     try:
         saver.restore(sess, prefix)
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: cannot restore %s (%s)' % (prefix, what, error_line(e)))
+        raise cli.SidError('%s: cannot restore %s (%s)' % (prefix, what, error_line(e)))
 
 
 # Scopes that tf.cond puts around what it creates: npu_bridge's NPULossScaleOptimizer applies Adam
@@ -208,7 +209,7 @@ def restore_matching(sess, prefix, variables, required, what):
     for v in required:
         if v.op.name in fresh:
             have = stored.get(v.op.name)
-            raise sid_io.SidError('%s: cannot restore %s (%s %s)' % (
+            raise cli.SidError('%s: cannot restore %s (%s %s)' % (
                 prefix, what, v.op.name, 'is not in the checkpoint' if have is None else
                 'has shape %s in the checkpoint, the graph %s' % (list(have), v.shape.as_list())))
     restore(tf.train.Saver(var_list=var_list), sess, prefix, what)
@@ -220,14 +221,14 @@ def restore_matching(sess, prefix, variables, required, what):
 def remove_leftovers(folder):
     """Delete what interrupted saves and deletions left in `folder`; returns the names.
 
-    That is temporaries (TEMPORARY_RE; sid_io's `.tmp-*` folders too: a best/ being built) and
+    That is temporaries (TEMPORARY_RE; safe_files' `.tmp-*` folders too: a best/ being built) and
     data or meta files of a `model.ckpt-<step>` whose index is gone (a kill between TensorFlow's
     data and index renames, or inside a deletion).
-    Only for a folder no live process writes to: callers hold sid_io.lock_folder on it first.
+    Only for a folder no live process writes to: callers hold safe_files.lock_folder on it first.
     """
     if not os.path.isdir(folder):
         return []
-    removed = sid_io.remove_temporaries(folder, lambda name: True)
+    removed = safe_files.remove_temporaries(folder, lambda name: True)
     names = sorted(os.listdir(folder))
     for name in names:
         orphan = ORPHAN_RE.match(name)
@@ -256,7 +257,7 @@ def write_state(folder, newest, kept):
     from google.protobuf import text_format
     state = tf.train.generate_checkpoint_state_proto(
         os.path.abspath(folder), os.path.basename(newest), [os.path.basename(p) for p in kept])
-    with sid_io.atomic_write(os.path.join(folder, STATE_FILE), 'w') as f:
+    with safe_files.atomic_write(os.path.join(folder, STATE_FILE), 'w') as f:
         f.write(text_format.MessageToString(state))
 
 
@@ -292,10 +293,10 @@ def save(saver, sess, folder, step, keep=KEEP):
         remove_leftovers(folder)
         last = find(folder) or 'none yet'
         if no_space(e):
-            raise sid_io.SidError('no space left on %s; the last good checkpoint is %s'
-                                  % (folder, last))
-        raise sid_io.SidError('%s: cannot save a checkpoint (%s); the last good checkpoint is %s'
-                              % (folder, error_line(e).split('; ')[-1], last))
+            raise cli.SidError('no space left on %s; the last good checkpoint is %s'
+                               % (folder, last))
+        raise cli.SidError('%s: cannot save a checkpoint (%s); the last good checkpoint is %s'
+                           % (folder, error_line(e).split('; ')[-1], last))
     for old in dropped:
         remove_checkpoint(old)
     return path

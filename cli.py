@@ -1,4 +1,5 @@
-"""How every script starts: flags, help, stray arguments, and a quiet TensorFlow.
+"""How every script starts and ends: flags, help, stray arguments, a quiet TensorFlow, one-line
+errors, Ctrl-C, and worker processes.
 
 Every entry script ends with `cli.run(main, define_flags)` instead of absl's `app.run(main)`:
 - `-h` / `--help` / `--helpfull` print the flags and exit 0 before TensorFlow is ever imported
@@ -8,8 +9,10 @@ Every entry script ends with `cli.run(main, define_flags)` instead of absl's `ap
 - TensorFlow is imported once, before main, with its C++ start-up chatter kept off stderr, so a
   bad input still ends in exactly one line on every runtime (TF 1.15 logs `failed call to
   cuInit` at ERROR level, TF >= 2.19 logs through absl before anything can configure it);
-- main's SidError becomes `error: <one line>` and exit 1 (sid_io.fail_cleanly).
-Setting TF_CPP_MIN_LOG_LEVEL yourself (e.g. 0) keeps all of TensorFlow's logging.
+- main's SidError becomes `error: <one line>` and exit 1, Ctrl-C one line and exit 130
+  (fail_cleanly).
+Setting TF_CPP_MIN_LOG_LEVEL yourself (e.g. 0) keeps TensorFlow's C++ logging at that level; its
+Python deprecation notices stay off whatever the environment says.
 """
 import logging
 import os
@@ -19,6 +22,12 @@ import tempfile
 TF_LOG_ENV = 'TF_CPP_MIN_LOG_LEVEL'
 QUIET_TF_LOG_LEVEL = '3'  # C++ INFO, WARNING and ERROR lines off; failures still raise in Python
 HELP_ARGS = ('-h', '--help', '-?', '--helpshort', '--helpfull')
+EXIT_INTERRUPTED = 128 + 2  # the shell's status for a run stopped by SIGINT (Ctrl-C)
+
+
+class SidError(Exception):
+    """A bad input or state: the message is one line naming the file (and line of a list file);
+    fail_cleanly prints it as `error: <message>` and exits 1."""
 
 
 def import_tensorflow():
@@ -27,11 +36,11 @@ def import_tensorflow():
     What the import itself writes to the C-level stderr is held in a temporary file and shown
     only if the import fails, so a broken installation still explains itself.
     """
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)  # deprecation notices: always off
     if TF_LOG_ENV in os.environ or 'tensorflow' in sys.modules:
         import tensorflow.compat.v1 as tf
         return tf
     os.environ[TF_LOG_ENV] = QUIET_TF_LOG_LEVEL
-    logging.getLogger('tensorflow').setLevel(logging.ERROR)  # deprecation notices
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -57,18 +66,96 @@ def run(main, define_flags, tensorflow=True, positional=False, hint=''):
     script takes its input from, for the refusal of a stray argument.
     """
     from absl import app
-    import sid_io
     define_flags()
     if any(arg in HELP_ARGS for arg in sys.argv[1:]):
         app.usage(shorthelp='--helpfull' not in sys.argv, writeto_stdout=True, exitcode=0)
 
     def checked_main(argv):
         if len(argv) > 1 and not positional:
-            raise sid_io.SidError('unexpected argument%s %s: %s takes flags only (%s)'
-                                  % ('s' if len(argv) > 2 else '', ' '.join(argv[1:]),
-                                     os.path.basename(argv[0]), hint or 'see --help'))
+            raise SidError('unexpected argument%s %s: %s takes flags only (%s)'
+                           % ('s' if len(argv) > 2 else '', ' '.join(argv[1:]),
+                              os.path.basename(argv[0]), hint or 'see --help'))
         if tensorflow:
             import_tensorflow().disable_v2_behavior()
         return main(argv)
 
-    app.run(sid_io.fail_cleanly(checked_main))
+    app.run(fail_cleanly(checked_main))
+
+
+_sigints_seen = []
+
+
+def _note_sigint(signum, frame):
+    """Python's own Ctrl-C behaviour (KeyboardInterrupt), plus a note of it: library code that
+    swallows the exception on its way up (a bare except, a C API that clears errors) cannot make
+    the run forget the Ctrl-C (raise_if_interrupted)."""
+    del frame
+    _sigints_seen.append(signum)
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted():
+    """Raise again a Ctrl-C that arrived but was swallowed before it reached fail_cleanly: called
+    where a script replaces the SIGINT handler with its own (train_Sony.py's loop)."""
+    if _sigints_seen:
+        raise KeyboardInterrupt
+
+
+def _from_interrupt(error):
+    """Whether `error` is a Ctrl-C in disguise: TF 1.15's C API turns a KeyboardInterrupt raised
+    inside it into `SystemError: ... returned a result with an error set`, caused by it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def fail_cleanly(main):
+    """Decorator for a script's main(): a SidError ends the run with its one-line message, exit 1;
+    Ctrl-C (SIGINT, where the script has no handler of its own) with one line, exit 130."""
+    import functools
+    import signal
+    import threading
+
+    def interrupted():
+        # The cleanup that matters (temporaries removed, worker pools terminated) ran in the
+        # `finally`s the interrupt passed through. Interpreter teardown would add tracebacks
+        # of objects it interrupted half-built (a progress bar's __del__), so skip it.
+        sys.stdout.flush()
+        sys.stderr.write('error: interrupted (SIGINT)\n')
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, _note_sigint)
+        try:
+            return main(*args, **kwargs)
+        except SidError as e:
+            sys.stderr.write('error: %s\n' % e)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            interrupted()
+        except Exception as e:
+            if _from_interrupt(e):
+                interrupted()
+            raise
+    return wrapper
+
+
+def process_pool(processes, initializer=None):
+    """A multiprocessing Pool whose workers start from a clean single-threaded process.
+
+    By the time a script needs workers, TensorFlow, OpenBLAS and tqdm have started threads, and
+    fork() of a multi-threaded process can deadlock the child (Python 3.12+ warns so; a CI run on
+    Python 3.13 hung 600 s in the cache build's pool). A fork server (spawn where there is none)
+    never inherits those threads; its price is one interpreter start, well under a second.
+    """
+    import multiprocessing
+    method = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
+    return multiprocessing.get_context(method).Pool(processes, initializer=initializer)

@@ -36,7 +36,7 @@ import numpy as np
 
 import camera
 import cli
-import sid_io
+import safe_files
 from metrics import SSIM_PROTOCOLS, psnr, ssim
 
 ALL_PROTOCOLS = 'all'  # --ssim value: every protocol of metrics.SSIM_PROTOCOLS
@@ -82,9 +82,9 @@ def read_png(path, with_info=False):
             mode, info = im.mode, dict(im.info)
             pixels = np.asarray(im)
     except (OSError, ValueError, SyntaxError) as e:  # Pillow's unreadable / truncated errors
-        raise sid_io.SidError('%s: unreadable image (%s)' % (path, str(e).splitlines()[0][:80]))
+        raise cli.SidError('%s: unreadable image (%s)' % (path, str(e).splitlines()[0][:80]))
     if mode != 'RGB':
-        raise sid_io.SidError('%s: expected an 8-bit RGB PNG, found mode %s' % (path, mode))
+        raise cli.SidError('%s: expected an 8-bit RGB PNG, found mode %s' % (path, mode))
     return (pixels, info) if with_info else pixels
 
 
@@ -95,13 +95,13 @@ def score(job):
     out_path, gt_path, protocols = job
     (out, info), gt = read_png(out_path, with_info=True), read_png(gt_path)
     if out.shape != gt.shape:
-        raise sid_io.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
+        raise cli.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
             out_path, out.shape[1], out.shape[0], os.path.basename(gt_path), gt.shape[1],
             gt.shape[0]))
     try:
         ssims = tuple(ssim(out, gt, protocol) for protocol in protocols)
-    except sid_io.SidError as e:  # e.g. an image smaller than the SSIM window
-        raise sid_io.SidError('%s: %s' % (out_path, e))
+    except cli.SidError as e:  # e.g. an image smaller than the SSIM window
+        raise cli.SidError('%s: %s' % (out_path, e))
     return psnr(out, gt), ssims, info.get(CHECKPOINT_KEY)
 
 
@@ -112,8 +112,8 @@ def find_final_dir(result_dir):
     for folder in (result_dir, os.path.join(result_dir, 'final')):
         if os.path.isdir(folder) and any(OUT_RE.match(n) for n in os.listdir(folder)):
             return folder
-    raise sid_io.SidError('%s: no test_Sony.py outputs (*_out.png) here or in its final/ folder'
-                          % result_dir)
+    raise cli.SidError('%s: no test_Sony.py outputs (*_out.png) here or in its final/ folder'
+                       % result_dir)
 
 
 def list_results(final_dir, exclude_scenes=(), first_burst=False):
@@ -126,8 +126,8 @@ def list_results(final_dir, exclude_scenes=(), first_burst=False):
         out_path = os.path.join(final_dir, name)
         gt_path = out_path[:-len('_out.png')] + '_gt.png'
         if not os.path.isfile(gt_path):
-            raise sid_io.SidError('%s: no ground truth %s next to it' % (out_path,
-                                                                         os.path.basename(gt_path)))
+            raise cli.SidError('%s: no ground truth %s next to it' % (out_path,
+                                                                      os.path.basename(gt_path)))
         items.append((m.group(1), int(m.group(2)), int(m.group(3)), out_path, gt_path))
     return items
 
@@ -239,7 +239,7 @@ def write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
                                       markdown_table(summary, protocols)))
     with contextlib.ExitStack() as stack:
         for path, content in zip(paths, contents):
-            stack.enter_context(sid_io.atomic_write(path, 'w')).write(content)
+            stack.enter_context(safe_files.atomic_write(path, 'w')).write(content)
     return paths
 
 
@@ -253,7 +253,7 @@ def main(argv):
     excluded = tuple(s.strip() for s in f.exclude_scenes) if f.exclude else ()
     items = list_results(final_dir, excluded, f.first_burst)
     if not items:
-        raise sid_io.SidError('%s: every output belongs to an excluded scene' % final_dir)
+        raise cli.SidError('%s: every output belongs to an excluded scene' % final_dir)
     protocols = list(SSIM_PROTOCOLS) if f.ssim == ALL_PROTOCOLS else [f.ssim]
     inexact = inexact_tiling(items)
     warning = (' | WARNING: %d of %d outputs tiled with less than the exact overlap (first: %s): '
@@ -270,7 +270,7 @@ def main(argv):
         with tqdm(jobs, **progress) as bar:
             scores = [score(job) for job in bar]
     else:
-        with sid_io.process_pool(processes) as pool:
+        with cli.process_pool(processes) as pool:
             with tqdm(pool.imap(score, jobs), **progress) as bar:
                 scores = list(bar)
     seconds = time.time() - start
@@ -285,7 +285,7 @@ def main(argv):
     # The scores are on screen before the reports are written: a read-only or full folder
     # costs the files (one line, exit 1), not the minutes of scoring.
     sys.stdout.flush()
-    sid_io.require_writable_dir(final_dir, 'the eval reports')
+    safe_files.require_writable_dir(final_dir, 'the eval reports')
     stem = 'eval_%s%s' % (f.ssim, '_exclude' if excluded else '')
     paths = write_reports(final_dir, stem, items, scores, summary, protocols, excluded,
                           warning)

@@ -17,7 +17,8 @@ from collections import namedtuple
 import numpy as np
 
 import camera
-import sid_io
+import cli
+import raw_io
 
 # The U-Net's four 2x2 max-pools (network.ENCODER_CHANNELS has five levels; tests/test_inference.py
 # keeps the two in step): tiles must start on a multiple of 16 packed pixels so every pooling
@@ -94,13 +95,13 @@ def to_uint(x, dtype=np.uint8):
 def postprocessed_to_uint8(rgb16, gain=1.0):
     """8-bit PNG content of rgb16 / 65535 * gain, a block of rows at a time.
 
-    With gain 1 this is exactly to_uint(sid_io.read_ground_truth(...)), without the two
+    With gain 1 this is exactly to_uint(raw_io.read_ground_truth(...)), without the two
     full-size float32 copies (145 MB each at 2848 x 4256) that would stack on TF's memory pool.
     """
     out = np.empty(rgb16.shape, np.uint8)
     rows = BLOCK_ROWS
     for top in range(0, rgb16.shape[0], rows):
-        block = rgb16[top:top + rows].astype(np.float32) / np.float32(sid_io.GT_SCALE)
+        block = rgb16[top:top + rows].astype(np.float32) / np.float32(raw_io.GT_SCALE)
         if gain != 1.0:
             block *= np.float32(gain)
         out[top:top + rows] = to_uint(block)
@@ -137,8 +138,8 @@ def window_spans(length, window, overlap):
     if length <= window:
         return [(0, length, 0)]
     if window - 2 * overlap < ALIGN:
-        raise sid_io.SidError('%d packed px do not fit %d-px windows with %d px of context on '
-                              'each side: give a --tile' % (length, window, overlap))
+        raise cli.SidError('%d packed px do not fit %d-px windows with %d px of context on '
+                           'each side: give a --tile' % (length, window, overlap))
     last = int(math.ceil((length - window) / float(ALIGN))) * ALIGN
     return [(y0, y1, min(cy0, last))
             for y0, y1, cy0, _ in tile_spans(length, window - 2 * overlap, overlap)]
@@ -177,8 +178,8 @@ def run_network(sess, packed_ph, output, packed, tile=0, overlap=DEFAULT_TILE_OV
                                    (0, 0)), 'constant')
             out = require_finite(sess.run(output, {packed_ph: inp})[0])
             if out.shape[:2] != (block * wh, block * ww):
-                raise sid_io.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
-                                      'times that' % (wh, ww, out.shape[0], out.shape[1], block))
+                raise cli.SidError('the model turns %dx%d packed pixels into %dx%d, not %d '
+                                   'times that' % (wh, ww, out.shape[0], out.shape[1], block))
             core = out[block * (y0 - wy):block * (y1 - wy), block * (x0 - wx):block * (x1 - wx)]
             for top in range(0, core.shape[0], BLOCK_ROWS):
                 rows_out = core[top:top + BLOCK_ROWS]
@@ -197,8 +198,8 @@ def require_finite(out):
     pixels as black and the run would end as if all went well."""
     bad = out.size - np.count_nonzero(np.isfinite(out))
     if bad:
-        raise sid_io.SidError('the network output has %d non-finite values (NaN) of %d: the model '
-                              'or its input is broken' % (bad, out.size))
+        raise cli.SidError('the network output has %d non-finite values (NaN) of %d: the model '
+                           'or its input is broken' % (bad, out.size))
     return out
 
 
@@ -219,15 +220,15 @@ def session_from_checkpoint(checkpoint_dir, config=None, profile=camera.SONY, he
     A checkpoint missing U-Net variables or with other shapes is refused in one line.
     """
     import tensorflow.compat.v1 as tf
-    import network
     import checkpoints
+    import network
     graph = tf.Graph()
     with graph.as_default():
         packed, output = build_network(profile, height, width)
         variables = network.model_variables()
         prefix = checkpoints.find(checkpoint_dir)
         if prefix is None:
-            raise sid_io.SidError(checkpoints.NOT_FOUND % checkpoint_dir)
+            raise cli.SidError(checkpoints.NOT_FOUND % checkpoint_dir)
         checkpoints.check(prefix, variables)
         sess = tf.Session(graph=graph, config=config)
         checkpoints.restore(tf.train.Saver(var_list=variables), sess, prefix, 'the U-Net weights')
@@ -243,7 +244,7 @@ def session_from_graph(path, config=None):
         with open(path, 'rb') as f:
             graph_def.ParseFromString(f.read())
     except (OSError, DecodeError) as e:
-        raise sid_io.SidError('%s: not a readable frozen graph (%s)' % (path, type(e).__name__))
+        raise cli.SidError('%s: not a readable frozen graph (%s)' % (path, type(e).__name__))
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name='')
@@ -251,8 +252,8 @@ def session_from_graph(path, config=None):
         packed = graph.get_tensor_by_name(INPUT_NAME + ':0')
         output = graph.get_tensor_by_name(OUTPUT_NAME + ':0')
     except KeyError:
-        raise sid_io.SidError('%s: the graph has no tensors named %s and %s; export it with '
-                              'scripts/export_model.py' % (path, INPUT_NAME, OUTPUT_NAME))
+        raise cli.SidError('%s: the graph has no tensors named %s and %s; export it with '
+                           'scripts/export_model.py' % (path, INPUT_NAME, OUTPUT_NAME))
     return Model(tf.Session(graph=graph, config=config), packed, output, path)
 
 

@@ -18,7 +18,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-import sid_io
+import cli
 
 PEAK = 255.0  # 8-bit images
 K1, K2 = 0.01, 0.03  # SSIM's stabilising constants C1 = (K1 L)^2, C2 = (K2 L)^2 (all protocols)
@@ -62,8 +62,8 @@ def ssim(a, b, protocol='skimage'):
     """
     spec = SSIM_PROTOCOLS[protocol]
     if min(a.shape[:2]) < spec.min_side:
-        raise sid_io.SidError('%dx%d image is smaller than the %dx%d window of SSIM protocol %s'
-                              % (a.shape[1], a.shape[0], spec.min_side, spec.min_side, protocol))
+        raise cli.SidError('%dx%d image is smaller than the %dx%d window of SSIM protocol %s'
+                           % (a.shape[1], a.shape[0], spec.min_side, spec.min_side, protocol))
     if spec.skimage_args is None:
         return ssim_matlab(a, b)
     from skimage.metrics import structural_similarity

@@ -23,7 +23,8 @@ from collections import namedtuple
 
 import numpy as np
 
-import sid_io
+import cli
+import raw_io
 
 # log(scale) = slope * log(K) + bias + N(0, sigma): ELD's fitted relation of a noise scale to K.
 LogLinear = namedtuple('LogLinear', 'slope bias sigma')
@@ -80,16 +81,16 @@ def calibration(camera, isos=(), ratios=()):
     """The calibration of make_dataset.py's `camera`, after checking that every ISO and ratio lies
     inside it; anything else is a one-line SidError (nothing is extrapolated silently)."""
     if camera not in CALIBRATIONS:
-        raise sid_io.SidError('no calibrated noise model for --camera=%s: ELD\'s calibration here '
-                              'is the Sony A7S II\'s (--camera=%s); use --scenes=shapes'
-                              % (camera, '/'.join(sorted(CALIBRATIONS))))
+        raise cli.SidError('no calibrated noise model for --camera=%s: ELD\'s calibration here '
+                           'is the Sony A7S II\'s (--camera=%s); use --scenes=shapes'
+                           % (camera, '/'.join(sorted(CALIBRATIONS))))
     calib = CALIBRATIONS[camera]
     for name, values, low, high in (('ISO', isos, calib.iso_min, calib.iso_max),
                                     ('ratio', ratios, calib.ratio_min, calib.ratio_max)):
         outside = [v for v in values if not low <= v <= high]
         if outside:
-            raise sid_io.SidError('%s %g is outside the %s noise calibration (%ss %g to %g)'
-                                  % (name, outside[0], calib.name, name, low, high))
+            raise cli.SidError('%s %g is outside the %s noise calibration (%ss %g to %g)'
+                               % (name, outside[0], calib.name, name, low, high))
     return calib
 
 
@@ -121,10 +122,10 @@ def tukey_lambda(rng, shape, size):
 
 
 def bayer_map(values, shape):
-    """[H, W] map of four per-channel values (R, G, B, G order of sid_io.BAYER_OFFSETS) on an
+    """[H, W] map of four per-channel values (R, G, B, G order of raw_io.BAYER_OFFSETS) on an
     RGGB mosaic."""
     out = np.empty(shape, np.float64)
-    for value, (y, x) in zip(values, sid_io.BAYER_OFFSETS):
+    for value, (y, x) in zip(values, raw_io.BAYER_OFFSETS):
         out[y::2, x::2] = value
     return out
 

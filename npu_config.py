@@ -24,7 +24,7 @@ import importlib.util
 import os
 from collections import namedtuple
 
-import sid_io
+import cli
 
 DEVICES = ('auto', 'npu', 'gpu', 'cpu')
 PRECISIONS = ('auto', 'mixed', 'fp32')
@@ -48,7 +48,7 @@ JOB_ID_ENV = 'JOB_ID'
 Runtime = namedtuple('Runtime', 'device precision npu_precision_mode')
 
 
-class ConfigError(sid_io.SidError, ValueError):
+class ConfigError(cli.SidError, ValueError):
     """A device/precision/distribution choice that cannot work here. A SidError, so the scripts'
     fail_cleanly turns it into one `error: ...` line and exit 1 instead of a traceback."""
 

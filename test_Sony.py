@@ -44,7 +44,9 @@ import camera
 import cli
 import inference
 import npu_config
-import sid_io
+import raw_io
+import safe_files
+import sid_lists
 
 # Outputs named like the official test script: scene, burst index, integer ratio, kind.
 RESULT_NAME = '%05d_%02d_%d_%s.png'
@@ -82,14 +84,14 @@ def select_pairs(pairs, all_pairs, list_path):
     """[(pair, scene, burst, ratio)] to test: burst _00 only unless all_pairs, as the paper."""
     chosen, names = [], {}
     for pair in pairs:
-        scene, burst, _ = sid_io.parse_name(pair.short)
+        scene, burst, _ = sid_lists.parse_name(pair.short)
         if burst != FIRST_BURST and not all_pairs:
             continue
-        ratio = sid_io.exposure_ratio(pair.short, pair.long)
+        ratio = sid_lists.exposure_ratio(pair.short, pair.long)
         key = (scene, burst, int(round(ratio)))
         if key in names:
-            raise sid_io.SidError('%s:%d: gives the same result name as line %d (%s)'
-                                  % (list_path, pair.line, names[key], result_name(key, 'out')))
+            raise cli.SidError('%s:%d: gives the same result name as line %d (%s)'
+                               % (list_path, pair.line, names[key], result_name(key, 'out')))
         names[key] = pair.line
         chosen.append((pair, scene, burst, ratio))
     return chosen
@@ -114,27 +116,27 @@ def checkpoint_to_test(path, variables):
     import checkpoints
     prefix = checkpoints.find(path)
     if prefix is None:
-        raise sid_io.SidError(checkpoints.NOT_FOUND % path)
+        raise cli.SidError(checkpoints.NOT_FOUND % path)
     try:
         checkpoints.check(prefix, variables)
-    except sid_io.SidError as e:
+    except cli.SidError as e:
         previous = [p for p in checkpoints.prefixes(path) if p != prefix][:1]
         try:
             for p in previous:
                 checkpoints.check(p, variables)
-        except sid_io.SidError:
+        except cli.SidError:
             previous = []
         if not previous:
             raise e
-        raise sid_io.SidError('%s; to test the previous checkpoint instead, pass '
-                              '--checkpoint_dir=%s' % (e, previous[0]))
+        raise cli.SidError('%s; to test the previous checkpoint instead, pass '
+                           '--checkpoint_dir=%s' % (e, previous[0]))
     return prefix
 
 
 def checkpoint_stamp(prefix):
     """Content id of a checkpoint: the .index holds a CRC of every tensor, so its hash suffices."""
     path = prefix + '.index' if os.path.isfile(prefix + '.index') else prefix
-    return '%s %s' % (sid_io.file_digest(path)[:len('sha256:') + 16], os.path.abspath(prefix))
+    return '%s %s' % (safe_files.file_digest(path)[:len('sha256:') + 16], os.path.abspath(prefix))
 
 
 def inference_stamp(rt, tile, overlap, packed_shape, window=None):
@@ -206,22 +208,22 @@ def npu_window(rt, tile, overlap, first_pair, profile):
 
 def mean_level(rgb16):
     """Mean of rgb16 / 65535 (float64 accumulation)."""
-    return float(rgb16.mean(dtype=np.float64)) / sid_io.GT_SCALE
+    return float(rgb16.mean(dtype=np.float64)) / raw_io.GT_SCALE
 
 
 def save_ground_truth_and_scale(pair, paths, profile=camera.SONY):
-    """The _gt.png (as sid_io.read_ground_truth: postprocess / 65535, cropped as the packing
+    """The _gt.png (as raw_io.read_ground_truth: postprocess / 65535, cropped as the packing
     crops) and the _scale.png baseline."""
-    gt16 = sid_io.develop(pair.long, profile.packing)
+    gt16 = raw_io.develop(pair.long, profile.packing)
     gt_mean, gt_shape = mean_level(gt16), gt16.shape
     save_png(inference.postprocessed_to_uint8(gt16), paths['gt'])
     del gt16
     # The paper's "scaling" baseline: the short exposure's own image times mean(gt) / its mean.
-    short16 = sid_io.develop(pair.short, profile.packing)
+    short16 = raw_io.develop(pair.short, profile.packing)
     if short16.shape != gt_shape:
-        raise sid_io.SidError('%s: postprocessed size %dx%d differs from its ground truth %s '
-                              '(%dx%d)' % (pair.short, short16.shape[1], short16.shape[0],
-                                           pair.long, gt_shape[1], gt_shape[0]))
+        raise cli.SidError('%s: postprocessed size %dx%d differs from its ground truth %s '
+                           '(%dx%d)' % (pair.short, short16.shape[1], short16.shape[0],
+                                        pair.long, gt_shape[1], gt_shape[0]))
     short_mean = mean_level(short16)
     gain = gt_mean / short_mean if short_mean > 0 else 1.0
     save_png(inference.postprocessed_to_uint8(short16, gain), paths['scale'])
@@ -233,7 +235,7 @@ def save_png(image, path, texts=()):
     info = PngImagePlugin.PngInfo()
     for key, value in sorted(dict(texts).items()):
         info.add_text(key, value)
-    with sid_io.atomic_path(path) as tmp:
+    with safe_files.atomic_path(path) as tmp:
         Image.fromarray(image, 'RGB').save(tmp, format='PNG', compress_level=PNG_COMPRESS_LEVEL,
                                            pnginfo=info)
 
@@ -255,9 +257,9 @@ def main(argv):
     config = npu_config.session_config(rt)  # on the NPU: checks the environment, loads npu_bridge
 
     test_list = camera.required_list(f, 'test_list', profile)
-    pairs = select_pairs(sid_io.read_list(test_list, f.data_dir), f.all_pairs, test_list)
+    pairs = select_pairs(sid_lists.read_list(test_list, f.data_dir), f.all_pairs, test_list)
     if not pairs:
-        raise sid_io.SidError('%s: no pairs to test%s' % (
+        raise cli.SidError('%s: no pairs to test%s' % (
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
     final_dir = os.path.join(f.result_dir, 'final')
 
@@ -273,8 +275,8 @@ def main(argv):
     window = npu_window(rt, f.tile, f.tile_overlap, pairs[0][0], profile)
     if window is not None:
         print('the NPU compiles one input shape: every tile is fed as %dx%d packed px' % window)
-    sid_io.require_writable_dir(final_dir, 'test results')
-    sid_io.lock_folder(final_dir, '--result_dir')
+    safe_files.require_writable_dir(final_dir, 'test results')
+    safe_files.lock_folder(final_dir, '--result_dir')
     removed = checkpoints.remove_leftovers(final_dir)
     if removed:
         print('removed %d temporary files of an interrupted run from %s' % (len(removed),
@@ -313,7 +315,7 @@ def main(argv):
         for pair, ratio, paths, have in tqdm([t for t in todo if not t[3]['out']],
                                              desc='network', unit='pair'):
             packed = camera.packed_raw(pair.short, profile)
-            sid_io.amplify(packed, ratio, out=packed)
+            raw_io.amplify(packed, ratio, out=packed)
             start, start_cpu = time.time(), time.process_time()
             out, = inference.run_network(sess, packed_ph, output, packed, f.tile, f.tile_overlap,
                                          block=profile.block, window=window)

@@ -7,7 +7,7 @@ scene, one of its short exposures at random, the ratio-amplified packed raw clip
 horizontal flip and transpose, L1 loss, Adam at 1e-4 dropping to 1e-5 after epoch 2000.
 
 What differs from the official script is how, not what:
-- raws are decoded once into an on-disk uint16 cache (sid_io's decoded-raw cache) and crops are
+- raws are decoded once into an on-disk uint16 cache (raw_cache.py) and crops are
   cut from memory maps, so memory stays flat in the dataset size instead of 64+ GB of float32;
 - a tf.data pipeline (GetNext-fed graph, as Ascend's iterations_per_loop needs) cuts, amplifies
   and flips crops in parallel threads ahead of the step;
@@ -41,7 +41,10 @@ import camera
 import cli
 import inference
 import npu_config
-import sid_io
+import raw_cache
+import raw_io
+import safe_files
+import sid_lists
 
 # ---------------------------------------------------------------- the paper's recipe
 PATCH = 512              # packed-input crop; the ground truth crop is the camera's block x that
@@ -99,7 +102,7 @@ VAL_LOG_RE = re.compile(r'^Validation epoch (\d+): pairs=(\d+) psnr=%s ssim=%s b
 Crop = namedtuple('Crop', 'pair y x flip_v flip_h transpose')
 
 
-class TrainingStopped(sid_io.SidError):
+class TrainingStopped(cli.SidError):
     """Training cannot go on (non-finite loss): one line naming the step, exit 1."""
 
 
@@ -111,14 +114,14 @@ def training_pairs(pairs, first_burst_only=False):
     is used, as the paper's text reads."""
     if not first_burst_only:
         return pairs
-    return [p for p in pairs if sid_io.parse_name(p.short)[1] == 0]
+    return [p for p in pairs if sid_lists.parse_name(p.short)[1] == 0]
 
 
 def group_scenes(pairs):
     """Scene id -> indices of its pairs, in scene order: one epoch visits every scene once."""
     scenes = OrderedDict()
     for i, pair in enumerate(pairs):
-        scenes.setdefault(sid_io.parse_name(pair.short)[0], []).append(i)
+        scenes.setdefault(sid_lists.parse_name(pair.short)[0], []).append(i)
     return OrderedDict(sorted(scenes.items()))
 
 
@@ -190,8 +193,8 @@ def cut_patch(packed, rgb, ratio, crop, ps, profile=camera.SONY, levels=None):
         flipped = np.ascontiguousarray(augment(pixels(image)[y:y + size, x:x + size], crop))
         return flipped.view(image.dtype).reshape(flipped.shape + image.shape[2:])
 
-    inp = sid_io.normalize(cut(packed, 1), *(levels or camera.levels(profile)))
-    return sid_io.amplify(inp, ratio, out=inp), sid_io.gt_to_float(cut(rgb, profile.block))
+    inp = raw_io.normalize(cut(packed, 1), *(levels or camera.levels(profile)))
+    return raw_io.amplify(inp, ratio, out=inp), raw_io.gt_to_float(cut(rgb, profile.block))
 
 
 class CachedPairs(object):
@@ -206,8 +209,8 @@ class CachedPairs(object):
         self.targets = [entries.get((p.long, gt_kind)) for p in pairs]  # novm
         # The file's levels of each input (None where the profile's constants apply)
         self.level_entries = [entries.get((p.short, packing.levels_kind)) for p in pairs]
-        self.ratios = [sid_io.exposure_ratio(p.short, p.long) for p in pairs]  # novm
-        self.scene_ids = [sid_io.parse_name(p.short)[0] for p in pairs]
+        self.ratios = [sid_lists.exposure_ratio(p.short, p.long) for p in pairs]  # novm
+        self.scene_ids = [sid_lists.parse_name(p.short)[0] for p in pairs]
 
     def check_shapes(self, indices, ps):
         """{pair: (h, w)}: packed [h, w, channels] inputs with [b h, b w, 3] targets (b the
@@ -215,29 +218,30 @@ class CachedPairs(object):
         channels, block = self.profile.channels, self.profile.block
         shapes = {}
         for i in indices:
-            packed, rgb = sid_io.open_cached(self.inputs[i]), sid_io.open_cached(self.targets[i])
+            packed = raw_cache.open_cached(self.inputs[i])
+            rgb = raw_cache.open_cached(self.targets[i])
             h, w, c = packed.shape
             where = '%s (list line %d)' % (self.pairs[i].short, self.pairs[i].line)
             target = self.pairs[i].long  # novm (the list's long-exposure field, not Python 2)
             if c != channels or rgb.shape != (block * h, block * w, 3):
-                raise sid_io.SidError('%s: packed input %s does not match ground truth %s of %s'
-                                      % (where, packed.shape, rgb.shape, target))
+                raise cli.SidError('%s: packed input %s does not match ground truth %s of %s'
+                                   % (where, packed.shape, rgb.shape, target))
             if min(h, w) < ps:
-                raise sid_io.SidError('%s: packed size %dx%d is smaller than --ps=%d'
-                                      % (where, h, w, ps))
+                raise cli.SidError('%s: packed size %dx%d is smaller than --ps=%d'
+                                   % (where, h, w, ps))
             shapes[i] = (h, w)
         return shapes
 
     def patch(self, crop, ps):
-        packed = sid_io.open_cached(self.inputs[crop.pair])
-        rgb = sid_io.open_cached(self.targets[crop.pair])
+        packed = raw_cache.open_cached(self.inputs[crop.pair])
+        rgb = raw_cache.open_cached(self.targets[crop.pair])
         return cut_patch(packed, rgb, self.ratios[crop.pair], crop, ps, self.profile,
                          self.levels(crop.pair))
 
     def levels(self, i):
         """(black, white) per packed channel of pair i's input: the profile's, or its file's."""
         entry = self.level_entries[i]
-        return camera.levels(self.profile, entry and sid_io.read_levels_entry(entry))
+        return camera.levels(self.profile, entry and raw_cache.read_levels_entry(entry))
 
 
 def input_pipeline(data, crops, ps, batch_size, threads=1):
@@ -294,8 +298,8 @@ def resume_point(checkpoint_dir, say):
     import checkpoints
     path, skipped = checkpoints.newest_intact(checkpoint_dir)
     if skipped and path is None:
-        raise sid_io.SidError('%s: no readable checkpoint (%s); move the folder away to start '
-                              'afresh' % (checkpoint_dir, '; '.join(str(e) for e in skipped)))
+        raise cli.SidError('%s: no readable checkpoint (%s); move the folder away to start '
+                           'afresh' % (checkpoint_dir, '; '.join(str(e) for e in skipped)))
     if skipped:
         say('warning: %s; resuming from the previous checkpoint %s'
             % ('; '.join(str(e) for e in skipped), path))
@@ -304,9 +308,9 @@ def resume_point(checkpoint_dir, say):
     try:
         return path, int(tf.train.load_variable(path, EPOCH_VAR))
     except (tf.errors.OpError, ValueError) as e:
-        raise sid_io.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
-                              'weights, pass them with --finetune_from and train into another '
-                              '--checkpoint_dir' % (path, checkpoints.error_line(e)))
+        raise cli.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
+                           'weights, pass them with --finetune_from and train into another '
+                           '--checkpoint_dir' % (path, checkpoints.error_line(e)))
 
 
 # ---------------------------------------------------------------- validation
@@ -323,17 +327,17 @@ def validation_pairs(val_list, explicit, data_dir, say):
     if not explicit and not os.path.isfile(val_list):
         say('validation off: %s not found (--val_list names another list)' % val_list)
         return None
-    pairs = training_pairs(sid_io.read_list(val_list, data_dir, check_files=False), True)
+    pairs = training_pairs(sid_lists.read_list(val_list, data_dir, check_files=False), True)
     missing = OrderedDict()  # file -> its first list line
     for p in pairs:
         for path in (p.short, p.long):  # novm
             if path not in missing and not os.path.isfile(path):
                 missing[path] = p.line
     if explicit and not pairs:
-        raise sid_io.SidError('%s: no pairs with burst index _00 to validate on' % val_list)
+        raise cli.SidError('%s: no pairs with burst index _00 to validate on' % val_list)
     if explicit and missing:
         path, line = next(iter(missing.items()))
-        raise sid_io.SidError('%s:%d: file not found: %s' % (val_list, line, path))
+        raise cli.SidError('%s:%d: file not found: %s' % (val_list, line, path))
     if missing or not pairs:
         say('validation off: %s%s (--val_list names another list, --val_list= turns this off)'
             % (val_list, ': no pairs with burst index _00' if not pairs else
@@ -355,12 +359,12 @@ def validate(sess, packed_ph, output, data, stop, indices=None, window=None):
     import metrics
     scores = {}
     for i in range(len(data.pairs)) if indices is None else indices:
-        packed = sid_io.normalize(sid_io.open_cached(data.inputs[i]), *data.levels(i))
-        sid_io.amplify(packed, data.ratios[i], out=packed)
+        packed = raw_io.normalize(raw_cache.open_cached(data.inputs[i]), *data.levels(i))
+        raw_io.amplify(packed, data.ratios[i], out=packed)
         out, = inference.run_network(sess, packed_ph, output, packed, VAL_TILE,
                                      block=data.profile.block, window=window)
         del packed
-        gt = inference.postprocessed_to_uint8(sid_io.open_cached(data.targets[i]))
+        gt = inference.postprocessed_to_uint8(raw_cache.open_cached(data.targets[i]))
         scores[i] = (metrics.psnr(out, gt), metrics.ssim(out, gt, VAL_SSIM))
         if stop.signum is not None:
             return None
@@ -387,16 +391,16 @@ def read_best(best_dir, identity, say):
         record['psnr'], record['epoch'] = float(record['psnr']), int(record['epoch'])
         record['last_validated'] = int(record.get('last_validated', record['epoch']))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise sid_io.SidError('%s: unreadable best-checkpoint record (%s: %s); move %s away to '
-                              'start a new best' % (path, type(e).__name__, e, best_dir))
+        raise cli.SidError('%s: unreadable best-checkpoint record (%s: %s); move %s away to '
+                           'start a new best' % (path, type(e).__name__, e, best_dir))
     if not PSNR_RANGE[0] <= record['psnr'] <= PSNR_RANGE[1]:  # NaN too
-        raise sid_io.SidError('%s: implausible best PSNR %r dB (a validation gives %g-%g); move %s '
-                              'away to start a new best' % (path, record['psnr'], PSNR_RANGE[0],
-                                                            PSNR_RANGE[1], best_dir))
+        raise cli.SidError('%s: implausible best PSNR %r dB (a validation gives %g-%g); move %s '
+                           'away to start a new best' % (path, record['psnr'], PSNR_RANGE[0],
+                                                         PSNR_RANGE[1], best_dir))
     if stored != identity:
-        raise sid_io.SidError('%s: the best checkpoint was scored on other validation pairs or '
-                              'with another protocol; pass the same --val_list, or move %s away '
-                              'to start a new best' % (path, best_dir))
+        raise cli.SidError('%s: the best checkpoint was scored on other validation pairs or '
+                           'with another protocol; pass the same --val_list, or move %s away '
+                           'to start a new best' % (path, best_dir))
     prefix = checkpoints.find(best_dir)
     if prefix is None or os.path.basename(prefix) != record.get('checkpoint'):
         say('warning: %s names %s but %s holds %s (an interrupted update); the next validation '
@@ -424,34 +428,34 @@ def validation_due(best_dir, pairs, epoch, val_every):
 
 
 def write_record(path, record):
-    with sid_io.atomic_write(path, 'w') as f:
+    with safe_files.atomic_write(path, 'w') as f:
         json.dump(record, f, indent=1, sort_keys=True)
         f.write('\n')
 
 
 def keep_best(saver, sess, best_dir, step, record):
     """The U-Net weights and their record as best_dir, one unit: both are written into a hidden
-    sibling folder that then replaces best_dir in one step (sid_io.replace_folder), so a kill
+    sibling folder that then replaces best_dir in one step (safe_files.replace_folder), so a kill
     leaves the old pair or the new one, never a checkpoint with another's record.
     test_Sony.py --checkpoint_dir=<best_dir> runs them."""
-    import shutil
     import checkpoints
+    import shutil
     parent = os.path.dirname(os.path.abspath(best_dir))
     build = None
     try:
         os.makedirs(parent, exist_ok=True)
-        build = sid_io.new_temp_folder(parent, os.path.basename(os.path.abspath(best_dir)))
+        build = safe_files.new_temp_folder(parent, os.path.basename(os.path.abspath(best_dir)))
         prefix = checkpoints.save(saver, sess, build, step, keep=1)
         record = dict(record, checkpoint=os.path.basename(prefix), last_validated=record['epoch'])
         write_record(os.path.join(build, BEST_FILE), record)
-        sid_io.fsync_tree(build)
-        build = sid_io.replace_folder(build, best_dir)  # now the old best/, or None
-    except (OSError, sid_io.SidError) as e:
-        cause = e.__context__ if isinstance(e, sid_io.SidError) and e.__context__ else e
-        raise sid_io.SidError('%s: cannot write the best checkpoint (%s); the previous best is '
-                              'unchanged' % (best_dir, 'no space left on %s' % parent
-                                             if checkpoints.no_space(cause) else
-                                             checkpoints.error_line(cause)))
+        safe_files.fsync_tree(build)
+        build = safe_files.replace_folder(build, best_dir)  # now the old best/, or None
+    except (OSError, cli.SidError) as e:
+        cause = e.__context__ if isinstance(e, cli.SidError) and e.__context__ else e
+        raise cli.SidError('%s: cannot write the best checkpoint (%s); the previous best is '
+                           'unchanged' % (best_dir, 'no space left on %s' % parent
+                                          if checkpoints.no_space(cause) else
+                                          checkpoints.error_line(cause)))
     finally:
         if build is not None:
             shutil.rmtree(build, ignore_errors=True)
@@ -494,9 +498,9 @@ class Validator(object):
                     % (len(removed), best_dir, ', '.join(removed)))
             self.best = read_best(best_dir, self.identity, say)
             if self.best is not None and fresh_start:
-                raise sid_io.SidError('%s holds the best checkpoint of an earlier run (epoch %d) '
-                                      'but there is no checkpoint to resume: move it away to start '
-                                      'afresh' % (best_dir, self.best['epoch']))
+                raise cli.SidError('%s holds the best checkpoint of an earlier run (epoch %d) '
+                                   'but there is no checkpoint to resume: move it away to start '
+                                   'afresh' % (best_dir, self.best['epoch']))
         self.packed, self.output = inference.build_network(data.profile)
         self.table = tf.placeholder(tf.float32, [len(data.pairs) + 1, 4])
         self.total = dist.sum_op(self.table)
@@ -545,7 +549,7 @@ def save_sample(result_dir, epoch, scene_id, ratio, target, output):
     from PIL import Image
     image = np.concatenate([target, np.clip(output, 0.0, 1.0)], axis=1)
     path = os.path.join(result_dir, SAMPLE_DIR % epoch, SAMPLE_NAME % (scene_id, int(round(ratio))))
-    with sid_io.atomic_path(path) as tmp:
+    with safe_files.atomic_path(path) as tmp:
         Image.fromarray((image * 255.0 + 0.5).astype(np.uint8)).save(tmp, 'JPEG',
                                                                      quality=JPEG_QUALITY)
 
@@ -567,7 +571,7 @@ class StopRequest(object):
     """SIGINT/SIGTERM only set a flag; the loop finishes the step, saves, then exits."""
 
     def __init__(self):
-        sid_io.raise_if_interrupted()  # a start-up Ctrl-C that library code swallowed
+        cli.raise_if_interrupted()  # a start-up Ctrl-C that library code swallowed
         self.signum = None
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, self._handle)
@@ -595,7 +599,7 @@ def main(argv):
     show_bar = f.progress == 'bar' or (f.progress == 'auto' and sys.stderr.isatty())
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
     if dist.is_chief and os.path.isdir(f.checkpoint_dir):  # before the cache needs disk space
-        sid_io.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
+        safe_files.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
         removed = checkpoints.remove_leftovers(f.checkpoint_dir)
         if removed:
             say('removed %d leftovers of an interrupted save from %s (%s)'
@@ -603,24 +607,24 @@ def main(argv):
 
     # Data: every training file checked, decoded into the cache, and shape-checked before step 1.
     train_list = camera.required_list(f, 'train_list', profile)
-    pairs = training_pairs(sid_io.read_list(train_list, f.data_dir), f.first_burst_only)
+    pairs = training_pairs(sid_lists.read_list(train_list, f.data_dir), f.first_burst_only)
     if not pairs:
-        raise sid_io.SidError('%s: the training list has no pairs%s' % (
+        raise cli.SidError('%s: the training list has no pairs%s' % (
             f.train_list, ' of burst frame _00' if f.first_burst_only else ''))
     val_pairs = validation_pairs(f.val_list, f['val_list'].present, f.data_dir, say)
     scenes = group_scenes(pairs)
     mine = OrderedDict((s, scenes[s]) for s in dist.shard(list(scenes)))
     if not mine:
-        raise sid_io.SidError('%s: %d scenes cannot feed %d ranks' % (f.train_list, len(scenes),
-                                                                      dist.size))
+        raise cli.SidError('%s: %d scenes cannot feed %d ranks' % (f.train_list, len(scenes),
+                                                                   dist.size))
     my_pairs = [i for members in mine.values() for i in members]
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     raws = camera.cache_jobs([pairs[i] for i in my_pairs], profile)
     if val_pairs:  # every rank validates its share
         raws += camera.cache_jobs(dist.shard(val_pairs), profile)
     workers = f.cache_workers or dist.cores()
-    sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
-    entries = sid_io.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
+    safe_files.require_writable_dir(cache_dir, 'the decoded-raw cache')
+    entries = raw_cache.build_cache(raws, cache_dir, f.data_dir, workers, progress=dist.is_chief)
     data = CachedPairs(pairs, entries, profile)
     shapes = data.check_shapes(my_pairs, f.ps)
     steps = steps_per_epoch(len(scenes), dist.size, f.batch_size)
@@ -635,9 +639,9 @@ def main(argv):
             % (f.val_every, len(val_pairs), f.val_list, os.path.join(f.checkpoint_dir, BEST_DIR)))
 
     if dist.is_chief:  # the data is sound: now the outputs, before hours of training
-        sid_io.require_writable_dir(f.checkpoint_dir, 'checkpoints')
-        sid_io.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
-        sid_io.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
+        safe_files.require_writable_dir(f.checkpoint_dir, 'checkpoints')
+        safe_files.lock_folder(f.checkpoint_dir, '--checkpoint_dir')
+        safe_files.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
     ckpt_path, done_epochs = resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1
     # A kill during the last validation, or a best/ its record does not describe: validate first.
@@ -693,7 +697,7 @@ def main(argv):
     elif f.finetune_from:
         source = checkpoints.find(f.finetune_from)
         if source is None:
-            raise sid_io.SidError('%s: no checkpoint to fine-tune from' % f.finetune_from)
+            raise cli.SidError('%s: no checkpoint to fine-tune from' % f.finetune_from)
         checkpoints.restore(weights_saver, sess, source, 'the U-Net weights')
         say('fine-tuning from the U-Net weights of %s (fresh optimizer state)' % source)
     sess.run(broadcast)

@@ -26,7 +26,6 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import camera  # noqa: E402
 import cli
-import sid_io  # noqa: E402
 
 FULL_SIZES = {camera.SONY.name: (2848, 4256), camera.FUJI.name: (4032, 6032)}  # the real raws
 OUTPUT_BIAS = 0.5  # centre the random network's output in [0, 1] so clipping hides little
@@ -225,7 +224,7 @@ def main(argv):
         return
     work = os.path.abspath(f.work_dir)
     if work == ROOT or work.startswith(ROOT + os.sep):
-        raise sid_io.SidError('%s: keep benchmark data outside the repository' % work)
+        raise cli.SidError('%s: keep benchmark data outside the repository' % work)
     profile = camera.PROFILES[f.camera]
     data_dir = os.path.join(work, 'data')
     test_list = os.path.join(work, profile.lists[1])
@@ -246,7 +245,7 @@ def main(argv):
         final = bench_test(f, work, data_dir, test_list, checkpoint, profile)
     if f.only != 'test':
         if not os.path.isdir(final):
-            raise sid_io.SidError('%s: missing; run the test part first (--only=test)' % final)
+            raise cli.SidError('%s: missing; run the test part first (--only=test)' % final)
         bench_eval(f, work, final)
 
 

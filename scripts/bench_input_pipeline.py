@@ -30,7 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cli
 import npu_config  # noqa: E402
-import sid_io  # noqa: E402
+import raw_cache
+import raw_io
+import sid_lists
 import train_Sony  # noqa: E402
 
 RESULT_PREFIX = 'BENCH '  # child processes report one JSON line with this prefix
@@ -51,10 +53,10 @@ class NaiveData(object):
     def load(self, i):
         pair = self.pairs[i]
         if i not in self.inputs:
-            ratio = sid_io.exposure_ratio(pair.short, pair[1])
-            self.inputs[i] = sid_io.pack_raw(pair.short)[None] * np.float32(ratio)
+            ratio = sid_lists.exposure_ratio(pair.short, pair[1])
+            self.inputs[i] = raw_io.pack_raw(pair.short)[None] * np.float32(ratio)
         if pair[1] not in self.targets:
-            self.targets[pair[1]] = sid_io.read_ground_truth(pair[1])[None]
+            self.targets[pair[1]] = raw_io.read_ground_truth(pair[1])[None]
         return self.inputs[i], self.targets[pair[1]]
 
     def patch(self, i, ps, rng):
@@ -84,7 +86,7 @@ def tf_v1():
 
 def project_data(pairs, data_dir, ps):
     raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
-    entries = sid_io.build_cache(raws, os.path.join(data_dir, 'cache'), data_dir, progress=False)
+    entries = raw_cache.build_cache(raws, os.path.join(data_dir, 'cache'), data_dir, progress=False)
     data = train_Sony.CachedPairs(pairs, entries)
     scenes = train_Sony.group_scenes(pairs)
     shapes = data.check_shapes(range(len(pairs)), ps)
@@ -112,9 +114,9 @@ def subset_list(list_path, n, out_path):
     with open(list_path) as f:
         lines = [line for line in f.read().splitlines() if line.strip()][:n]
     if len(lines) < n:
-        raise sid_io.SidError('%s: has %d pairs, the benchmark needs %d'
-                              % (list_path, len(lines), n))
-    sid_io.write_list(lines, out_path)
+        raise cli.SidError('%s: has %d pairs, the benchmark needs %d'
+                           % (list_path, len(lines), n))
+    sid_lists.write_list(lines, out_path)
     return out_path
 
 
@@ -128,7 +130,7 @@ def run_child(cmd, log_path):
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
     if proc.returncode:
-        raise sid_io.SidError('%s failed (exit %d), see %s' % (cmd[1], proc.returncode, log_path))
+        raise cli.SidError('%s failed (exit %d), see %s' % (cmd[1], proc.returncode, log_path))
     return lines, time.time() - start, usage.ru_maxrss / 1e6  # kB -> GB
 
 
@@ -182,7 +184,7 @@ def naive_train(list_path, data_dir, ps, launched):
     """One epoch of the official training loop; reports first-step time and input wait."""
     import network
     tf = tf_v1()
-    pairs = sid_io.read_list(list_path, data_dir)
+    pairs = sid_lists.read_list(list_path, data_dir)
     scenes = train_Sony.group_scenes(pairs)
     in_ph = tf.placeholder(tf.float32, [None, None, None, 4])
     gt_ph = tf.placeholder(tf.float32, [None, None, None, 3])
@@ -279,7 +281,7 @@ def main(argv):
     if f.child == 'naive_train':
         return naive_train(list_path, f.data_dir, f.ps, f.launched)
     os.makedirs(f.work_dir, exist_ok=True)
-    pairs = sid_io.read_list(list_path, f.data_dir)
+    pairs = sid_lists.read_list(list_path, f.data_dir)
     sizes = [int(n) for n in f.sizes]
     rows = []
     if 'a' in f.sections:
@@ -289,9 +291,9 @@ def main(argv):
     if 'b' in f.sections or 'c' in f.sections:
         for n in sizes:
             sub = subset_list(list_path, n, os.path.join(f.work_dir, 'train_%d.txt' % n))
-            sid_io.build_cache([(p.short, 'input') for p in pairs[:n]] +
-                               [(p[1], 'gt') for p in pairs[:n]],
-                               os.path.join(f.data_dir, 'cache'), f.data_dir)  # warm cache
+            raw_cache.build_cache([(p.short, 'input') for p in pairs[:n]] +
+                                  [(p[1], 'gt') for p in pairs[:n]],
+                                  os.path.join(f.data_dir, 'cache'), f.data_dir)  # warm cache
             r = dict((path, bench_training(path, sub, f.data_dir, f.ps, f.work_dir,
                                            '%s_%d' % (path, n))) for path in ('naive', 'project'))
             rows.append(('(b) peak RSS GB, N=%d' % n, '%.2f' % r['naive']['rss_gb'],

@@ -19,7 +19,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import camera  # noqa: E402
 import cli
-import sid_io  # noqa: E402
+import raw_cache
+import safe_files
+import sid_lists
 
 
 def cache_jobs(lists, data_dir, profile=camera.SONY):
@@ -27,7 +29,7 @@ def cache_jobs(lists, data_dir, profile=camera.SONY):
     `profile` (camera.cache_jobs: packed input per short, RGB per long, levels where needed)."""
     jobs = set()
     for list_path in lists:
-        jobs.update(camera.cache_jobs(sid_io.read_list(list_path, data_dir), profile))
+        jobs.update(camera.cache_jobs(sid_lists.read_list(list_path, data_dir), profile))
     return sorted(jobs)
 
 
@@ -51,9 +53,9 @@ def main(argv):
     profile = camera.from_flags()
     cache_dir = f.cache_dir or os.path.join(f.data_dir, 'cache')
     jobs = cache_jobs(camera.required_list(f, 'lists', profile), f.data_dir, profile)
-    sid_io.require_writable_dir(cache_dir, 'the decoded-raw cache')
+    safe_files.require_writable_dir(cache_dir, 'the decoded-raw cache')
     start = time.time()
-    entries = sid_io.build_cache(jobs, cache_dir, f.data_dir, f.workers, verify=f.verify)
+    entries = raw_cache.build_cache(jobs, cache_dir, f.data_dir, f.workers, verify=f.verify)
     size = sum(os.path.getsize(p) for p in entries.values())
     print('cache %s: %d entries, %.2f GB, %s in %.1f s'
           % (cache_dir, len(entries), size / 1e9, 'verified' if f.verify else 'ready',

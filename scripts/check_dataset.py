@@ -19,7 +19,7 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
 import camera
 import cli
-import sid_io
+import sid_lists
 
 
 def presence(list_path, pairs):
@@ -43,8 +43,8 @@ def check(list_paths, data_dir, progress=True, profile=camera.SONY):
     errors, summaries, files = [], [], set()
     for list_path in list_paths:
         try:
-            pairs = sid_io.read_list(list_path, data_dir, check_files=False)
-        except sid_io.SidError as e:
+            pairs = sid_lists.read_list(list_path, data_dir, check_files=False)
+        except cli.SidError as e:
             errors.append(str(e))
             continue
         if not pairs:
@@ -59,7 +59,7 @@ def check(list_paths, data_dir, progress=True, profile=camera.SONY):
     for path in tqdm(sorted(files), **bar):
         try:
             camera.PACKINGS[profile.packing].read(path)
-        except sid_io.SidError as e:
+        except cli.SidError as e:
             errors.append(str(e))
     return errors, summaries, len(files)
 
@@ -76,8 +76,8 @@ def main(argv):
     profile = camera.PROFILES[flags.FLAGS.camera]
     list_paths = argv[1:] or [os.path.join(PROJECT_ROOT, name) for name in profile.lists]
     if not list_paths:
-        raise sid_io.SidError('--camera=%s has no default lists: name your list files after the '
-                              'flags' % profile.name)
+        raise cli.SidError('--camera=%s has no default lists: name your list files after the '
+                           'flags' % profile.name)
     errors, summaries, count = check(list_paths, flags.FLAGS.data_dir, profile=profile)
     for line in summaries:
         print(line)

@@ -41,10 +41,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import cli
 import camera  # noqa: E402
+import cli
 import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
-import sid_io  # noqa: E402
+import raw_io
+import safe_files
+import sid_lists
 
 # --auto_ratio: choose the ratio that brings the mean of the amplified, clipped input to the
 # brightness of a normally exposed frame. A camera's meter puts middle grey about 3 stops below
@@ -54,7 +56,7 @@ AUTO_RATIO_MIN = 1.0  # never darken
 AUTO_RATIO_STRIDE = 4  # the mean is taken on every 4th packed pixel in each direction
 AUTO_RATIO_STEPS = 40  # bisection steps on log(ratio): far below 0.1% of the ratio
 DEFAULT_TILE = 1072  # packed pixels: 2 x 2 tiles on a Sony frame, 1.1 GB (README, test_Sony.py)
-# --ratio above the paper's largest (sid_io.MAX_RATIO) is a warning; above RATIO_LIMIT an error:
+# --ratio above the paper's largest (sid_lists.MAX_RATIO) is a warning; above RATIO_LIMIT an error:
 # past a 16-bit raw's whole range, one count above black is already white.
 RATIO_LIMIT = 65536
 OUTPUT_SUFFIX = '_sid'
@@ -83,7 +85,7 @@ def define_flags():
     flags.DEFINE_bool('auto_ratio', False, 'choose the ratio per file: the one that brings the '
                       'mean of the amplified, clipped packed raw (black 0, white 1) to %g (a '
                       'normally exposed frame: middle grey 3 stops below clipping), within '
-                      '[%g, %d]' % (AUTO_RATIO_TARGET, AUTO_RATIO_MIN, sid_io.MAX_RATIO))
+                      '[%g, %d]' % (AUTO_RATIO_TARGET, AUTO_RATIO_MIN, sid_lists.MAX_RATIO))
     flags.DEFINE_string('out_dir', '', 'where <name>_sid.png goes (default: next to each raw)')
     flags.DEFINE_bool('tiff', False, 'also write <name>_sid.tif, 16-bit sRGB')
     flags.DEFINE_bool('overwrite', False, 'replace existing outputs whoever made them (default: '
@@ -109,11 +111,11 @@ def auto_ratio(packed):
     def brightness(ratio):
         return np.minimum(sample * ratio, 1.0).mean()
 
-    low, high = np.log(AUTO_RATIO_MIN), np.log(sid_io.MAX_RATIO)
+    low, high = np.log(AUTO_RATIO_MIN), np.log(sid_lists.MAX_RATIO)
     if brightness(np.exp(low)) >= AUTO_RATIO_TARGET:
         return AUTO_RATIO_MIN
     if brightness(np.exp(high)) <= AUTO_RATIO_TARGET:
-        return float(sid_io.MAX_RATIO)
+        return float(sid_lists.MAX_RATIO)
     for _ in range(AUTO_RATIO_STEPS):
         mid = 0.5 * (low + high)
         if brightness(np.exp(mid)) < AUTO_RATIO_TARGET:
@@ -132,8 +134,8 @@ def output_paths(raws, out_dir, tiff):
         paths = [os.path.join(folder, stem + ext) for ext in OUTPUT_EXTENSIONS[:1 + bool(tiff)]]
         key = os.path.normcase(os.path.abspath(paths[0]))
         if key in owner and owner[key] != raw:
-            raise sid_io.SidError('%s: writes %s like %s; use separate runs or --out_dir'
-                                  % (raw, paths[0], owner[key]))
+            raise cli.SidError('%s: writes %s like %s; use separate runs or --out_dir'
+                               % (raw, paths[0], owner[key]))
         owner[key] = raw
         plan[raw] = paths
     return plan
@@ -161,8 +163,8 @@ def check_collisions(plan):
             victim = inputs.get(os.path.normcase(os.path.realpath(path))) or inputs.get(
                 file_id(path) or ())
             if victim is not None:
-                raise sid_io.SidError('%s: is the input %s, and the output of %s would replace it; '
-                                      'give --out_dir' % (path, victim, raw))
+                raise cli.SidError('%s: is the input %s, and the output of %s would replace it; '
+                                   'give --out_dir' % (path, victim, raw))
 
 
 def read_stamps(path):
@@ -201,7 +203,7 @@ def refuse_others_outputs(plan, overwrite):
             source = (stamps or {}).get(SOURCE_KEY)
             if source == os.path.realpath(raw):
                 continue
-            raise sid_io.SidError('%s: %s; give --overwrite to replace it, or another --out_dir' % (
+            raise cli.SidError('%s: %s; give --overwrite to replace it, or another --out_dir' % (
                 path, 'holds the output of %s, not of %s' % (source, raw) if source else
                 'exists and is not an output of enhance.py'))
 
@@ -211,9 +213,9 @@ def prepare_folders(plan):
     cleaned of the temporaries a killed run left (named)."""
     for folder in sorted(set(os.path.dirname(os.path.abspath(p)) for paths in plan.values()
                              for p in paths)):
-        sid_io.require_writable_dir(folder, 'the enhanced images')
-        sid_io.lock_folder(folder, '--out_dir')
-        removed = sid_io.remove_temporaries(folder, lambda name: name.endswith(tuple(
+        safe_files.require_writable_dir(folder, 'the enhanced images')
+        safe_files.lock_folder(folder, '--out_dir')
+        removed = safe_files.remove_temporaries(folder, lambda name: name.endswith(tuple(
             OUTPUT_SUFFIX + ext for ext in OUTPUT_EXTENSIONS)))
         if removed:
             print('removed %d temporary files of an interrupted run from %s (%s)'
@@ -253,16 +255,16 @@ def choose_profile(raws, name):
     raw must have that profile's CFA, and one run takes one profile (one model, one packing)."""
     chosen = {}
     for raw in raws:
-        cfa = sid_io.read_mosaic(raw).cfa  # decodes fully: truncated data is found here, not later
+        cfa = raw_io.read_mosaic(raw).cfa  # decodes fully: truncated data is found here, not later
         profile = AUTO_PROFILES[cfa] if name == AUTO else camera.PROFILES[name]
         if profile.cfa != cfa:
-            raise sid_io.SidError('%s: %s sensor: needs a %s model, not --camera=%s'
-                                  % (raw, CFA_NAMES[cfa], profiles_for(cfa), name))
+            raise cli.SidError('%s: %s sensor: needs a %s model, not --camera=%s'
+                               % (raw, CFA_NAMES[cfa], profiles_for(cfa), name))
         if chosen and profile not in chosen:
             other, first = next(iter(chosen.items()))
-            raise sid_io.SidError('%s: %s sensor, %s is %s: one model takes one kind, enhance '
-                                  'them in separate runs' % (raw, CFA_NAMES[cfa], first,
-                                                             CFA_NAMES[other.cfa]))
+            raise cli.SidError('%s: %s sensor, %s is %s: one model takes one kind, enhance '
+                               'them in separate runs' % (raw, CFA_NAMES[cfa], first,
+                                                          CFA_NAMES[other.cfa]))
         chosen.setdefault(profile, raw)
     return next(iter(chosen))
 
@@ -276,15 +278,15 @@ def check_inputs(raws, model_path, checkpoint_dir):
     that its export manifest does not describe."""
     import export_model
     if model_path and not os.path.isfile(model_path):
-        raise sid_io.SidError('%s: frozen graph not found' % model_path)
+        raise cli.SidError('%s: frozen graph not found' % model_path)
     if model_path and export_model.manifest_of(model_path) is None:
         print('warning: %s has no export manifest (%s) beside it: its origin is not checked'
               % (model_path, export_model.MANIFEST % os.path.splitext(
                   os.path.basename(model_path))[0]))
     if not model_path and not (os.path.isdir(checkpoint_dir) or
                                os.path.isfile(checkpoint_dir + '.index')):
-        raise sid_io.SidError('%s: no checkpoint folder or prefix here; give --checkpoint_dir or '
-                              '--model=graph.pb' % checkpoint_dir)
+        raise cli.SidError('%s: no checkpoint folder or prefix here; give --checkpoint_dir or '
+                           '--model=graph.pb' % checkpoint_dir)
 
 
 def open_model(model_path, checkpoint_dir, profile, rt):
@@ -298,7 +300,7 @@ def open_model(model_path, checkpoint_dir, profile, rt):
     model = inference.session_from_graph(model_path, config)
     channels = model.input.shape.as_list()[-1]
     if channels != profile.channels:
-        raise sid_io.SidError('%s: a model for %s raws (%s packed channels), not for %s (%d)' % (
+        raise cli.SidError('%s: a model for %s raws (%s packed channels), not for %s (%d)' % (
             model_path, camera.for_channels(channels), channels,
             camera.for_channels(profile.channels), profile.channels))
     return model
@@ -314,7 +316,7 @@ def model_window(model, rt, tile, overlap, first_raw, profile):
         return tuple(fixed)
     if not npu_config.uses_fixed_shapes(rt):
         return None
-    shape = None if tile else camera.packed_input(sid_io.read_mosaic(first_raw), profile).shape
+    shape = None if tile else camera.packed_input(raw_io.read_mosaic(first_raw), profile).shape
     return inference.fixed_window(tile, overlap, shape)
 
 
@@ -323,17 +325,17 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap, stamps, window=Non
     network's seconds. window: the one input shape to feed (model_window)."""
     from tqdm import tqdm
     from test_Sony import save_png
-    mosaic = sid_io.read_mosaic(raw)
+    mosaic = raw_io.read_mosaic(raw)
     packed = camera.packed_input(mosaic, profile)
     ratio = ratio or auto_ratio(packed)
-    sid_io.amplify(packed, ratio, out=packed)
+    raw_io.amplify(packed, ratio, out=packed)
     fixed = model.input.shape.as_list()[1:3]
     if None not in fixed:  # an export for Ascend's ATC: one input shape, no tiles
         if list(packed.shape[:2]) != fixed:
-            raise sid_io.SidError('%s: packs to %dx%d, the graph %s takes only %dx%d; export one '
-                                  'with any size for this camera' % (raw, packed.shape[0],
-                                                                     packed.shape[1], model.source,
-                                                                     fixed[0], fixed[1]))
+            raise cli.SidError('%s: packs to %dx%d, the graph %s takes only %dx%d; export one '
+                               'with any size for this camera' % (raw, packed.shape[0],
+                                                                  packed.shape[1], model.source,
+                                                                  fixed[0], fixed[1]))
         tile = 0
     dtypes = (np.uint8, np.uint16)[:len(paths)]
     bar = tqdm(total=inference.tile_count(packed.shape[0], packed.shape[1], tile, overlap,
@@ -345,18 +347,18 @@ def enhance(model, raw, paths, profile, ratio, tile, overlap, stamps, window=Non
             images = inference.run_network(model.session, model.input, model.output, packed,
                                            tile, overlap, dtypes, on_tile=bar.update,
                                            block=profile.block, window=window)
-    except sid_io.SidError as e:
-        raise sid_io.SidError('%s: %s' % (raw, e))
+    except cli.SidError as e:
+        raise cli.SidError('%s: %s' % (raw, e))
     seconds = time.time() - start
     del packed
     (dy, dx), (height, width) = mosaic.phase, mosaic.counts.shape
     for image, path in zip(images, paths):
-        image = sid_io.orient(image[dy:dy + height, dx:dx + width], mosaic.flip)
+        image = raw_io.orient(image[dy:dy + height, dx:dx + width], mosaic.flip)
         if image.dtype == np.uint8:
             save_png(np.ascontiguousarray(image), path, stamps)
         else:
             import tifffile
-            with sid_io.atomic_path(path) as tmp:
+            with safe_files.atomic_path(path) as tmp:
                 tifffile.imwrite(tmp, np.ascontiguousarray(image), photometric='rgb',
                                  description=json.dumps(stamps, sort_keys=True), metadata=None)
     return ratio, seconds
@@ -368,12 +370,12 @@ def main(argv):
     f = flags.FLAGS
     raws = argv[1:]
     if not raws:
-        raise sid_io.SidError('no raw files given: python3 scripts/enhance.py --auto_ratio RAW ...')
+        raise cli.SidError('no raw files given: python3 scripts/enhance.py --auto_ratio RAW ...')
     if (f.ratio is None) == (not f.auto_ratio):
-        raise sid_io.SidError('give either --ratio=R or --auto_ratio (see --help)')
-    if f.ratio is not None and f.ratio > sid_io.MAX_RATIO:
+        raise cli.SidError('give either --ratio=R or --auto_ratio (see --help)')
+    if f.ratio is not None and f.ratio > sid_lists.MAX_RATIO:
         print('warning: --ratio=%g is above the paper\'s largest, %d: the model never saw such an '
-              'amplification (expect noise and colour casts)' % (f.ratio, sid_io.MAX_RATIO))
+              'amplification (expect noise and colour casts)' % (f.ratio, sid_lists.MAX_RATIO))
     plan = output_paths(raws, f.out_dir, f.tiff)
     check_collisions(plan)
     profile = choose_profile(raws, f.camera)

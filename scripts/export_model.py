@@ -5,7 +5,7 @@
     python3 scripts/export_model.py --camera=Fuji --out_dir=export_fuji  # [1,H,W,9] -> [1,3H,3W,3]
 
 Every format has the same interface. Input `input`: float32 [1, H, W, 4], the packed raw (R, G,
-B, G; black 0, white 1) multiplied by the ratio and clipped at 1 - sid_io.pack_raw + sid_io.amplify
+B, G; black 0, white 1) multiplied by the ratio and clipped at 1 - raw_io.pack_raw + raw_io.amplify
 for the Sony data, camera.packed_input for any Bayer camera. Output `output`: float32
 [1, 2H, 2W, 3], sRGB in [0, 1]. A Fuji model (--camera=Fuji) takes the 9-channel X-Trans packing
 (camera.packed_raw, or camera.packed_input for the enhance command's whole-raw variant): input
@@ -20,7 +20,7 @@ one), then:
 same input as the checkpoint and compared (the frozen graph and the SavedModel must match it bit
 for bit, same TensorFlow; ONNX under onnxruntime within 1e-4), a manifest <name>_manifest.json
 records the checkpoint, its step, the formats and every file's checksum, and only then does the
-new folder replace the old one, in one step (sid_io.replace_folder). A kill or a failure at any
+new folder replace the old one, in one step (safe_files.replace_folder). A kill or a failure at any
 moment leaves the complete old export or the complete new one, never a mix; what a killed run
 left beside the folder is removed at the next start. The folder holds nothing else: one with
 other files is refused before the model loads.
@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import camera  # noqa: E402
 import cli
 import inference  # noqa: E402  (TensorFlow is imported later, by its functions)
-import sid_io  # noqa: E402
+import safe_files
 
 FORMATS = ('pb', 'savedmodel', 'onnx')
 SERVING_SIGNATURE = 'serving_default'
@@ -166,8 +166,8 @@ def verify(paths, reference, packed, shown):
         print('%s: max |difference| to the checkpoint %.3g (%s)'
               % (name, diff, 'allowed %g' % allowed if allowed else 'must be bit for bit'))
         if out.shape != reference.shape or diff > allowed:
-            raise sid_io.SidError('%s: output differs from the checkpoint by %.3g (shape %s vs %s)'
-                                  % (name, diff, out.shape, reference.shape))
+            raise cli.SidError('%s: output differs from the checkpoint by %.3g (shape %s vs %s)'
+                               % (name, diff, out.shape, reference.shape))
         diffs[fmt] = diff
     return diffs
 
@@ -182,7 +182,7 @@ def manifest(folder, model, profile, shape, diffs):
     for top, _, names in os.walk(folder):
         for name in names:
             path = os.path.join(top, name)
-            files[os.path.relpath(path, folder).replace(os.sep, '/')] = sid_io.file_digest(path)
+            files[os.path.relpath(path, folder).replace(os.sep, '/')] = safe_files.file_digest(path)
     step = checkpoints.step_of(model.source)
     return {'checkpoint': os.path.abspath(model.source),
             'checkpoint_id': checkpoint_stamp(model.source).split()[0],
@@ -202,16 +202,16 @@ def check_out_dir(out_dir, name):
     way, a folder holding anything but an export called `name` (replacing the folder would lose
     it), or a parent folder where the new export cannot be built."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise sid_io.SidError('%s: is a file, not a folder; give --out_dir a folder for the export'
-                              % out_dir)
+        raise cli.SidError('%s: is a file, not a folder; give --out_dir a folder for the export'
+                           % out_dir)
     ours = set(export_names(name).values()) | {MANIFEST % name}
     others = sorted(set(os.listdir(out_dir)) - ours) if os.path.isdir(out_dir) else []
     if others:
-        raise sid_io.SidError('%s: holds %s, not part of an export named %s; the export replaces '
-                              'the whole folder: give an empty or new --out_dir'
-                              % (out_dir, ', '.join(others[:3]) + (', ...' if others[3:] else ''),
-                                 name))
-    sid_io.require_writable_dir(os.path.dirname(os.path.abspath(out_dir)), 'the new export')
+        raise cli.SidError('%s: holds %s, not part of an export named %s; the export replaces '
+                           'the whole folder: give an empty or new --out_dir'
+                           % (out_dir, ', '.join(others[:3]) + (', ...' if others[3:] else ''),
+                              name))
+    safe_files.require_writable_dir(os.path.dirname(os.path.abspath(out_dir)), 'the new export')
 
 
 def manifest_of(graph_path):
@@ -227,11 +227,11 @@ def manifest_of(graph_path):
             content = json.load(f)
         expected = content['files'][entry]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise sid_io.SidError('%s: unreadable export manifest (%s: %s); export again'
-                              % (path, type(e).__name__, e))
-    if sid_io.file_digest(graph_path) != expected:
-        raise sid_io.SidError('%s: differs from its export manifest %s (changed since, or from '
-                              'another export); export again' % (graph_path, path))
+        raise cli.SidError('%s: unreadable export manifest (%s: %s); export again'
+                           % (path, type(e).__name__, e))
+    if safe_files.file_digest(graph_path) != expected:
+        raise cli.SidError('%s: differs from its export manifest %s (changed since, or from '
+                           'another export); export again' % (graph_path, path))
     return content
 
 
@@ -240,11 +240,11 @@ def cannot_export(error, out_dir):
     import checkpoints
     parent = os.path.dirname(os.path.abspath(out_dir))
     if isinstance(error, OSError):
-        reason = sid_io.write_reason(error, parent)
+        reason = safe_files.write_reason(error, parent)
     else:
         reason = 'no space left on %s' % parent if checkpoints.no_space(error) else \
             checkpoints.error_line(error)
-    return sid_io.SidError('%s: cannot export (%s); %s' % (
+    return cli.SidError('%s: cannot export (%s); %s' % (
         out_dir, reason, 'the previous export is unchanged' if os.path.isdir(out_dir) else
         'nothing was written'))
 
@@ -256,15 +256,16 @@ def main(argv):
     f = flags.FLAGS
     profile = camera.from_flags()
     if bool(f.height) != bool(f.width):
-        raise sid_io.SidError('give both --height and --width (a fixed input), or neither')
+        raise cli.SidError('give both --height and --width (a fixed input), or neither')
     if 'onnx' in f.formats and importlib.util.find_spec('tf2onnx') is None:
-        raise sid_io.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
-                              'onnxruntime), or leave onnx out of --formats')
+        raise cli.SidError('ONNX export needs tf2onnx and onnxruntime (pip install tf2onnx '
+                           'onnxruntime), or leave onnx out of --formats')
     out_dir = f.out_dir.rstrip('/\\') or f.out_dir
     parent, base = os.path.split(os.path.abspath(out_dir))
     check_out_dir(out_dir, f.name)
-    sid_io.lock_folder(out_dir, '--out_dir', os.path.join(parent, '.' + base + sid_io.LOCK_NAME))
-    removed = sid_io.remove_temporaries(parent, lambda name: name == base)
+    safe_files.lock_folder(out_dir, '--out_dir',
+                           os.path.join(parent, '.' + base + safe_files.LOCK_NAME))
+    removed = safe_files.remove_temporaries(parent, lambda name: name == base)
     if removed:
         print('removed %d leftovers of an interrupted export from %s (%s)'
               % (len(removed), parent, ', '.join(removed)))
@@ -278,13 +279,13 @@ def main(argv):
     packed = check_input(f.height, f.width, profile.channels)
     build = None
     try:
-        build = sid_io.new_temp_folder(parent, base)
+        build = safe_files.new_temp_folder(parent, base)
         paths, reference = export(model, f.formats, build, f.name, packed)
         diffs = verify(paths, reference, packed, out_dir)
         write_manifest(os.path.join(build, MANIFEST % f.name),
                        manifest(build, model, profile, (f.height or None, f.width or None), diffs))
-        sid_io.fsync_tree(build)
-        build = sid_io.replace_folder(build, out_dir)  # now the old export, or None
+        safe_files.fsync_tree(build)
+        build = safe_files.replace_folder(build, out_dir)  # now the old export, or None
     except (OSError, tf.errors.OpError) as e:
         raise cannot_export(e, out_dir)
     finally:

@@ -28,8 +28,11 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
 import cli
 import noise_model
-import sid_io
+import raw_io
+import safe_files
+import sid_lists
 import unprocess
+import xtrans
 
 LONG_EXPOSURE = 10.0  # seconds, as most SID long exposures
 # The Sony set's ratios. A short exposure is LONG_EXPOSURE / ratio rounded to two digits, like
@@ -69,9 +72,9 @@ XTRANS_MIN_SIDE = 512
 Camera = namedtuple('Camera', 'folder cfa black white make model list_names '
                               'min_side side_multiple size_reason')
 CAMERAS = {
-    'sony': Camera('Sony', ((0, 1), (1, 2)), sid_io.BLACK_LEVEL, sid_io.WHITE_LEVEL,
+    'sony': Camera('Sony', ((0, 1), (1, 2)), raw_io.BLACK_LEVEL, raw_io.WHITE_LEVEL,
                    'Sony', 'ILCE-7SM2', LIST_NAMES, BAYER_MIN_SIDE, 2, 'LibRaw minimum'),
-    'fuji': Camera('Fuji', sid_io.XTRANS_CFA, sid_io.FUJI_BLACK_LEVEL, sid_io.FUJI_WHITE_LEVEL,
+    'fuji': Camera('Fuji', xtrans.XTRANS_CFA, xtrans.FUJI_BLACK_LEVEL, xtrans.FUJI_WHITE_LEVEL,
                    'FUJIFILM', 'X-T2', FUJI_LIST_NAMES, XTRANS_MIN_SIDE, 1,
                    "LibRaw's X-Trans demosaic tile"),
     'bayer': Camera('Bayer', ((1, 0), (2, 1)), (600, 601, 602, 603), 4095, 'Generic',
@@ -82,9 +85,9 @@ CAMERAS = {
 def list_paths(list_dir, names=LIST_NAMES):
     """{split: list path} in list_dir, which must not be the project root (the authors' lists)."""
     if os.path.realpath(list_dir) == os.path.realpath(PROJECT_ROOT):
-        raise sid_io.SidError('%s: the project root holds the authors\' official list files; write '
-                              'the lists of this dataset elsewhere (default: its data_dir)'
-                              % list_dir)
+        raise cli.SidError('%s: the project root holds the authors\' official list files; write '
+                           'the lists of this dataset elsewhere (default: its data_dir)'
+                           % list_dir)
     return {split: os.path.join(list_dir, name) for split, name in names.items()}
 
 
@@ -154,7 +157,7 @@ def write_dng(path, mosaic_u16, iso, fnumber, exposure, camera=CAMERAS['sony'], 
         tags.append((274, 3, 1, int(orientation), True))  # Orientation
     if description is not None:
         tags.append((270, 2, 0, description, True))  # ImageDescription
-    with sid_io.atomic_path(path) as tmp:
+    with safe_files.atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp) as tif:
             tif.write(mosaic_u16, photometric=photometric, compression=None, metadata=None,
                       software=False, extratags=sorted(tags))
@@ -274,9 +277,9 @@ def load_photos(names):
     for name in names:
         path = photo_path(name)
         if not os.path.isfile(path):
-            raise sid_io.SidError('%s: source photograph not found (the installed %s does not '
-                                  'ship it; --scenes=shapes needs none)'
-                                  % (path, name.split('/')[0]))
+            raise cli.SidError('%s: source photograph not found (the installed %s does not '
+                               'ship it; --scenes=shapes needs none)'
+                               % (path, name.split('/')[0]))
         with Image.open(path) as image:
             photos[name] = image.convert('RGB')
     return photos
@@ -324,13 +327,13 @@ def write_natural_scene(rng, data_dir, sid, photo_name, photo, height, width, bu
     lines = []
     for burst in range(bursts):
         short_rel = short_name(camera, sid, burst, short_time)
-        ratio = sid_io.exposure_ratio(short_rel, long_rel)
+        ratio = sid_lists.exposure_ratio(short_rel, long_rel)
         noise = noise_model.draw_frame_noise(rng, calib, iso)
         raw = noise_model.noisy_counts(rng, signal / ratio, noise, camera.black, camera.white)
         write(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time,
               description='%s noise: K=%.4f tl_shape=%.4f tl_scale=%.3f row_scale=%.3f' % (
                   scene_text, noise.gain, noise.tl_shape, noise.tl_scale, noise.row_scale))
-        lines.append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
+        lines.append(sid_lists.format_list_line(short_rel, long_rel, iso, fnumber))
     return lines
 
 
@@ -363,17 +366,17 @@ def write_shapes_scene(rng, data_dir, sid, height, width, bursts, isos, ratios, 
     lines = []
     for burst in range(bursts):
         short_rel = short_name(camera, sid, burst, short_time)
-        ratio = sid_io.exposure_ratio(short_rel, long_rel)
+        ratio = sid_lists.exposure_ratio(short_rel, long_rel)
         raw = short_exposure(rng, long_raw, ratio, iso, camera)
         write_dng(os.path.join(data_dir, short_rel), raw, iso, fnumber, short_time, camera)
-        lines.append(sid_io.format_list_line(short_rel, long_rel, iso, fnumber))
+        lines.append(sid_lists.format_list_line(short_rel, long_rel, iso, fnumber))
     return lines
 
 
 def check_size(camera, height, width):
     if height % camera.side_multiple or width % camera.side_multiple or \
             min(height, width) < camera.min_side:
-        raise sid_io.SidError('--height/--width must be %s>= %d (%s), got %dx%d' % (
+        raise cli.SidError('--height/--width must be %s>= %d (%s), got %dx%d' % (
             'even and ' if camera.side_multiple == 2 else '', camera.min_side, camera.size_reason,
             height, width))
 
@@ -383,15 +386,15 @@ def check_exposures(isos, ratios):
     the paper's cap (the names carry the ratio: a larger one would silently become 300)."""
     for iso in isos:
         if iso <= 0:
-            raise sid_io.SidError('--isos: ISO %g is not positive' % iso)
+            raise cli.SidError('--isos: ISO %g is not positive' % iso)
     for ratio in ratios:
-        if not 1 < ratio <= sid_io.MAX_RATIO:
-            raise sid_io.SidError('--ratios: %g is not above 1 and at most the paper\'s cap %d'
-                                  % (ratio, sid_io.MAX_RATIO))
+        if not 1 < ratio <= sid_lists.MAX_RATIO:
+            raise cli.SidError('--ratios: %g is not above 1 and at most the paper\'s cap %d'
+                               % (ratio, sid_lists.MAX_RATIO))
 
 
 def scene_ids(split, count):
-    first = sid_io.SPLITS[split] * 10000
+    first = sid_lists.SPLITS[split] * 10000
     return [first + i + 1 for i in range(count)]
 
 
@@ -423,7 +426,7 @@ def generate(data_dir, height, width, n_train, n_test, n_val, bursts, seed, list
             else:
                 lines[split] += write_shapes_scene(rng, data_dir, sid, height, width, bursts,
                                                    isos, ratios, profile)
-        sid_io.write_list(lines[split], paths[split])
+        sid_lists.write_list(lines[split], paths[split])
     return lines
 
 
@@ -432,7 +435,7 @@ def numbers(flag, values):
     try:
         return tuple(float(v) if '.' in v else int(v) for v in values)
     except ValueError:
-        raise sid_io.SidError('--%s: not a number list: %s' % (flag, ','.join(values)))
+        raise cli.SidError('--%s: not a number list: %s' % (flag, ','.join(values)))
 
 
 def define_flags():

@@ -14,16 +14,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cli
-import sid_io  # noqa: E402
+import raw_io
+import sid_lists
 from make_dataset import list_paths  # noqa: E402
 
-SPLIT_OF_DIGIT = {digit: split for split, digit in sid_io.SPLITS.items()}
+SPLIT_OF_DIGIT = {digit: split for split, digit in sid_lists.SPLITS.items()}
 
 
 def _raw_files(folder):
     if not os.path.isdir(folder):
-        raise sid_io.SidError('%s: folder not found (expected the SID layout <data_dir>/Sony/'
-                              '{short,long})' % folder)
+        raise cli.SidError('%s: folder not found (expected the SID layout <data_dir>/Sony/'
+                           '{short,long})' % folder)
     return sorted(f for f in os.listdir(folder) if not f.startswith('.'))
 
 
@@ -32,21 +33,21 @@ def build_lists(data_dir):
     short_dir, long_dir = (os.path.join(data_dir, 'Sony', k) for k in ('short', 'long'))
     longs = {}
     for name in _raw_files(long_dir):
-        scene, burst, _ = sid_io.parse_name(os.path.join(long_dir, name))
+        scene, burst, _ = sid_lists.parse_name(os.path.join(long_dir, name))
         if burst == 0:
             if scene in longs:
-                raise sid_io.SidError('%s: scene %05d has two long exposures (%s and %s)'
-                                      % (long_dir, scene, longs[scene], name))
+                raise cli.SidError('%s: scene %05d has two long exposures (%s and %s)'
+                                   % (long_dir, scene, longs[scene], name))
             longs[scene] = name
-    lines = {split: [] for split in sid_io.SPLITS}
+    lines = {split: [] for split in sid_lists.SPLITS}
     for name in _raw_files(short_dir):
         short_path = os.path.join(short_dir, name)
-        scene = sid_io.parse_name(short_path)[0]
+        scene = sid_lists.parse_name(short_path)[0]
         split = SPLIT_OF_DIGIT.get(scene // 10000)
         if split is None or scene not in longs:
             continue  # no ground truth (or not a SID split): not a training or test pair
-        iso, fnumber, _ = sid_io.read_exif(short_path)
-        lines[split].append(sid_io.format_list_line(
+        iso, fnumber, _ = raw_io.read_exif(short_path)
+        lines[split].append(sid_lists.format_list_line(
             './Sony/short/' + name, './Sony/long/' + longs[scene], iso, fnumber))
     return lines
 
@@ -67,7 +68,7 @@ def main(argv):
     lines = build_lists(f.data_dir)
     for split, split_lines in lines.items():
         path = paths[split]
-        sid_io.write_list(split_lines, path)
+        sid_lists.write_list(split_lines, path)
         print('%s: %d pairs' % (path, len(split_lines)))
 
 

@@ -8,7 +8,7 @@ images, metrics.psnr, as eval.py).
 
   amplified input   the short raw's counts above black times the ratio, clipped at white - the
                     network's input - developed by rawpy like the ground truth
-                    (sid_io.develop_amplified); its noise is what the network removes
+                    (raw_io.develop_amplified); its noise is what the network removes
   scaling baseline  test_Sony.py's _scale.png (the paper's baseline)
   network output    _out.png
   ground truth      _gt.png (the long exposure)
@@ -28,7 +28,9 @@ import eval as sid_eval  # the results folder and its PNGs
 import camera
 import cli
 import metrics
-import sid_io
+import raw_io
+import safe_files
+import sid_lists
 
 DEFAULT_WIDTH = 2048  # pixels of the whole montage: 4 panels of 512 for a 4256-wide Sony image
 MARGIN = 4  # pixels between panels and around text
@@ -40,17 +42,17 @@ INPUT_NOTE = ('input: short raw x ratio in raw space (the network\'s input), dev
 def pair_of(list_path, data_dir):
     """{(scene, burst, integer ratio): short raw path}, keyed like test_Sony.py's result names."""
     shorts = {}
-    for pair in sid_io.read_list(list_path, data_dir):
-        scene, burst, _ = sid_io.parse_name(pair.short)
-        ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
+    for pair in sid_lists.read_list(list_path, data_dir):
+        scene, burst, _ = sid_lists.parse_name(pair.short)
+        ratio = int(round(sid_lists.exposure_ratio(pair.short, pair.long)))
         shorts[(scene, burst, ratio)] = pair.short
     return shorts
 
 
 def amplified_input(short_path, ratio, packing='bayer'):
-    """sid_io.develop_amplified as an 8-bit image (rounded half up, as test_Sony.py's PNGs)."""
-    rgb16 = sid_io.develop_amplified(short_path, ratio, packing)
-    return np.floor(rgb16 * (255.0 / sid_io.GT_SCALE) + 0.5).astype(np.uint8)
+    """raw_io.develop_amplified as an 8-bit image (rounded half up, as test_Sony.py's PNGs)."""
+    rgb16 = raw_io.develop_amplified(short_path, ratio, packing)
+    return np.floor(rgb16 * (255.0 / raw_io.GT_SCALE) + 0.5).astype(np.uint8)
 
 
 def compose(panels, captions, title, width):
@@ -76,8 +78,8 @@ def scale_of(out_path):
     """test_Sony.py's _scale.png next to an _out.png (a one-line error if it is missing)."""
     scale_path = out_path[:-len('_out.png')] + '_scale.png'
     if not os.path.isfile(scale_path):
-        raise sid_io.SidError('%s: no scaling baseline %s next to it'
-                              % (out_path, os.path.basename(scale_path)))
+        raise cli.SidError('%s: no scaling baseline %s next to it'
+                           % (out_path, os.path.basename(scale_path)))
     return scale_path
 
 
@@ -90,7 +92,7 @@ def panels(item, short_path, packing='bayer'):
               sid_eval.read_png(out_path)]
     for path, image in zip((short_path, scale_path, out_path), images):
         if image.shape != gt.shape:
-            raise sid_io.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
+            raise cli.SidError('%s: size %dx%d differs from its ground truth %s (%dx%d)' % (
                 path, image.shape[1], image.shape[0], gt_path, gt.shape[1], gt.shape[0]))
     names = ('input x%d' % ratio, 'scaling baseline', 'network output')
     captions = ['%s: %.2f dB' % (n, metrics.psnr(x, gt)) for n, x in zip(names, images)]
@@ -122,11 +124,11 @@ def main(argv):
     keys = [(int(scene), burst, ratio) for scene, burst, ratio, _, _ in items]
     for item, key in zip(items, keys):  # every input must be there before anything is drawn
         if key not in shorts:
-            raise sid_io.SidError('%s: no pair of %s gives this result' % (item[3], f.test_list))
+            raise cli.SidError('%s: no pair of %s gives this result' % (item[3], f.test_list))
         scale_of(item[3])
     for item, key in zip(items, keys):
         path = os.path.join(out_dir, '%05d_%02d_%d.png' % key)
-        with sid_io.atomic_path(path) as tmp:
+        with safe_files.atomic_path(path) as tmp:
             compose(*panels(item, shorts[key], profile.packing), width=f.width).save(
                 tmp, format='PNG')
         print(path)

@@ -13,7 +13,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import sid_io  # noqa: E402
+import cli
+import safe_files
 
 FIGURE_INCHES = (8, 6)
 DPI = 100  # 800 x 600 pixels
@@ -71,12 +72,12 @@ def plot(loss, psnr, path, title):
     bottom.set_xlabel('epoch')
     bottom.grid(True, alpha=0.3)
     fig.tight_layout()
-    with sid_io.atomic_path(path) as tmp:
+    with safe_files.atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=DPI)
     plt.close(fig)
 
 
-@sid_io.fail_cleanly
+@cli.fail_cleanly
 def main(argv):
     del argv
     from absl import flags
@@ -85,11 +86,11 @@ def main(argv):
     try:
         lines = parse_log.chief_lines(f.log)
     except parse_log.LogError as e:
-        raise sid_io.SidError(str(e))
+        raise cli.SidError(str(e))
     loss, psnr = read_history(lines)
     if not loss:
-        raise sid_io.SidError('%s: no "Epoch <n> done: ..." lines of train_Sony.py; is it a '
-                              'training log?' % f.log)
+        raise cli.SidError('%s: no "Epoch <n> done: ..." lines of train_Sony.py; is it a '
+                           'training log?' % f.log)
     plot(loss, psnr, f.out, os.path.basename(f.log))
     print('%s: %d epochs, %d validations' % (f.out, len(loss), len(psnr)))
 

@@ -31,7 +31,7 @@ import camera
 import cli
 import metrics
 import montage  # the amplified input, exactly as the montages show it
-import sid_io
+import safe_files
 
 NL_MEANS = dict(patch_size=5, patch_distance=6, fast_mode=True)
 NL_MEANS_STRENGTHS = (0.02, 0.04, 0.08, 0.16, 0.32)  # h on [0, 1] images: a factor 2 apart
@@ -103,18 +103,18 @@ def main(argv):
     keys = [(int(scene), burst, ratio) for scene, burst, ratio, _, _ in items]
     for item, key in zip(items, keys):  # every input must be there before anything is scored
         if key not in shorts:
-            raise sid_io.SidError('%s: no pair of %s gives this result' % (item[3], f.test_list))
+            raise cli.SidError('%s: no pair of %s gives this result' % (item[3], f.test_list))
         montage.scale_of(item[3])
     per_row = OrderedDict()
     for item, key in tqdm(list(zip(items, keys)), desc='scoring', unit='image'):
         gt = sid_eval.read_png(item[4])
         for name, image in candidates(item, shorts[key], profile.packing, gt).items():
             if image.shape != gt.shape:
-                raise sid_io.SidError('%s: %s is %dx%d, its ground truth %dx%d' % (
+                raise cli.SidError('%s: %s is %dx%d, its ground truth %dx%d' % (
                     item[3], name, image.shape[1], image.shape[0], gt.shape[1], gt.shape[0]))
             per_row.setdefault(name, []).append(scores(image, gt))
     text = table(OrderedDict((n, np.mean(v, axis=0)) for n, v in per_row.items()), len(items))
-    with sid_io.atomic_write(os.path.join(base, TABLE_NAME), 'w') as out:
+    with safe_files.atomic_write(os.path.join(base, TABLE_NAME), 'w') as out:
         out.write(text + '\n')
     print(text)
     print('wrote %s' % os.path.join(base, TABLE_NAME))

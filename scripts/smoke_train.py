@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import cli
-import sid_io  # noqa: E402
+import raw_io
+import sid_lists
 import train_Sony  # noqa: E402
 
 PEAK = 255.0  # PSNR on 8-bit images, the project's protocol
@@ -43,10 +44,10 @@ def evaluate(checkpoint_dir, pairs):
                 sess, tf.train.latest_checkpoint(checkpoint_dir))
             scores = []
             for pair in pairs:
-                ratio = sid_io.exposure_ratio(pair.short, pair[1])
-                x = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)[None]
+                ratio = sid_lists.exposure_ratio(pair.short, pair[1])
+                x = raw_io.amplify(raw_io.pack_raw(pair.short), ratio)[None]
                 scores.append(psnr8(sess.run(output, {packed: x})[0],
-                                    sid_io.read_ground_truth(pair[1])))
+                                    raw_io.read_ground_truth(pair[1])))
     return float(np.mean(scores))
 
 
@@ -74,10 +75,10 @@ def main(argv):
     data = os.path.join(f.work_dir, 'data')
     if not os.path.isfile(os.path.join(data, 'Sony_test_list.txt')):
         make_dataset.generate(data, f.height, f.width, f.train_scenes, f.test_scenes, 0, 2, 0, data)
-    held_out = sid_io.read_list(os.path.join(data, 'Sony_test_list.txt'), data)
-    amplified = [sid_io.develop_amplified(p.short, sid_io.exposure_ratio(p.short, p[1]))
-                 / sid_io.GT_SCALE for p in held_out]
-    baseline = float(np.mean([psnr8(a, sid_io.read_ground_truth(p[1]))
+    held_out = sid_lists.read_list(os.path.join(data, 'Sony_test_list.txt'), data)
+    amplified = [raw_io.develop_amplified(p.short, sid_lists.exposure_ratio(p.short, p[1]))
+                 / raw_io.GT_SCALE for p in held_out]
+    baseline = float(np.mean([psnr8(a, raw_io.read_ground_truth(p[1]))
                               for a, p in zip(amplified, held_out)]))
     ckpt = os.path.join(f.work_dir, 'checkpoint')
     print('held-out pairs: %d, amplified-input baseline PSNR %.2f dB' % (len(held_out), baseline))
@@ -94,7 +95,7 @@ def main(argv):
                               universal_newlines=True,
                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT))
         if proc.returncode:
-            raise sid_io.SidError('train_Sony.py failed: %s' % proc.stderr.strip().splitlines()[-1])
+            raise cli.SidError('train_Sony.py failed: %s' % proc.stderr.strip().splitlines()[-1])
         losses = [float(m.group(3)) for m in (train_Sony.EPOCH_LOG_RE.match(line)
                                               for line in proc.stdout.splitlines()) if m]
         print('| %s | %.4f | %.2f | %.2f | %.1f |' % (epochs, losses[-1], evaluate(ckpt, held_out),

@@ -65,15 +65,16 @@ def write_raws_for_lines(root, lines):
     line's ISO and F-number in EXIF (what make_lists.py reads), the exposure its name's."""
     import numpy as np
     import make_dataset
-    import sid_io
-    bayer = np.full((TINY_RAW_SIDE, TINY_RAW_SIDE), sid_io.BLACK_LEVEL + 100, np.uint16)
+    import raw_io
+    import sid_lists
+    bayer = np.full((TINY_RAW_SIDE, TINY_RAW_SIDE), raw_io.BLACK_LEVEL + 100, np.uint16)
     for line in lines:
         short, long_, iso, fnumber = line.split()
         for rel in (short, long_):
             path = os.path.join(str(root), rel)
             if not os.path.exists(path):
                 make_dataset.write_dng(path, bayer, int(iso[len('ISO'):]),
-                                       float(fnumber[len('F'):]), sid_io.parse_name(rel)[2])
+                                       float(fnumber[len('F'):]), sid_lists.parse_name(rel)[2])
 
 
 def make_tiny_dataset(root, **overrides):
@@ -122,8 +123,8 @@ def tiny_bayer_dataset(tmp_path_factory):
 def to_uint8(rgb16):
     """A 16-bit developed image as test_Sony.py's 8-bit PNGs store it (rounded half up)."""
     import numpy as np
-    import sid_io
-    return np.floor(rgb16 / sid_io.GT_SCALE * 255 + 0.5).astype(np.uint8)
+    import raw_io
+    return np.floor(rgb16 / raw_io.GT_SCALE * 255 + 0.5).astype(np.uint8)
 
 
 @pytest.fixture
@@ -131,17 +132,18 @@ def results(tiny_dataset, tmp_path):
     """test_Sony.py's three PNGs for each _00 test pair of the tiny dataset, in
     tmp_path/result/final; the 'network output' is the ground truth, blurred."""
     from PIL import Image, ImageFilter
-    import sid_io
+    import raw_io
+    import sid_lists
     final = tmp_path / 'result' / 'final'
     os.makedirs(str(final))
-    for pair in sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset)):
-        scene, burst, _ = sid_io.parse_name(pair.short)
+    for pair in sid_lists.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset)):
+        scene, burst, _ = sid_lists.parse_name(pair.short)
         if burst:
             continue
-        ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
-        gt = to_uint8(sid_io.postprocess(pair.long))
+        ratio = int(round(sid_lists.exposure_ratio(pair.short, pair.long)))
+        gt = to_uint8(raw_io.postprocess(pair.long))
         stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
         Image.fromarray(gt).save(stem + 'gt.png')
         Image.fromarray(gt).filter(ImageFilter.SMOOTH).save(stem + 'out.png')
-        Image.fromarray(to_uint8(sid_io.postprocess(pair.short))).save(stem + 'scale.png')
+        Image.fromarray(to_uint8(raw_io.postprocess(pair.short))).save(stem + 'scale.png')
     return tmp_path / 'result'

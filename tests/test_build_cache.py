@@ -5,7 +5,7 @@ import glob
 import pytest
 
 from conftest import make_tiny_dataset, run_script
-from test_sid_io_cache import corrupt
+from test_raw_cache import corrupt
 
 
 @pytest.fixture(scope='module')

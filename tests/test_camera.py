@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 import camera
+import cli
 import make_dataset
-import sid_io
+import raw_io
+import xtrans
 
-# (phase of the red pixel, CFA order from the top-left), as in tests/test_sid_io.py
+# (phase of the red pixel, CFA order from the top-left), as in tests/test_raw_io.py
 PHASES = [((0, 0), 'RGGB'), ((0, 1), 'GRBG'), ((1, 0), 'GBRG'), ((1, 1), 'BGGR')]
 # Levels chosen so that white - black is a multiple of LEVEL_STEPS for every channel: the scene's
 # values k / LEVEL_STEPS are then exact raw counts at every bit depth (no rounding to compare).
@@ -43,8 +45,8 @@ def phase_cut(bayer, phase):
 def test_sony_profile_is_the_papers_pack_raw_bit_for_bit(tiny_dataset):
     for name in ('Sony/short/10001_00_0.033s.dng', 'Sony/long/00001_00_10s.dng'):
         path = str(tiny_dataset / name)
-        packed = camera.packed_input(sid_io.read_mosaic(path), camera.SONY)
-        expected = sid_io.pack_raw(path)
+        packed = camera.packed_input(raw_io.read_mosaic(path), camera.SONY)
+        expected = raw_io.pack_raw(path)
         assert packed.dtype == expected.dtype and packed.shape == expected.shape
         assert packed.tobytes() == expected.tobytes()
 
@@ -52,7 +54,7 @@ def test_sony_profile_is_the_papers_pack_raw_bit_for_bit(tiny_dataset):
 def test_sony_profile_keeps_the_paper_constants_whatever_the_file_says(tmp_path):
     path = write_raw(tmp_path / 'x.dng', np.full((32, 48), 1000), black=(60, 61, 62, 63),
                      white=4095)
-    mosaic = sid_io.read_mosaic(path)
+    mosaic = raw_io.read_mosaic(path)
     black, white = camera.levels(camera.SONY, mosaic)
     assert (float(black), float(white)) == (512.0, 16383.0)
     black, white = camera.levels(camera.BAYER, mosaic)
@@ -72,12 +74,12 @@ def test_bit_depths_and_per_channel_blacks_pack_the_same_scene_to_the_same_value
         counts = black + scene * (white - black) // LEVEL_STEPS
         path = write_raw(tmp_path / ('%d.dng' % bits), counts, cfa=cfa, black=cell_black,
                          white=white)
-        packed = camera.packed_input(sid_io.read_mosaic(path), camera.BAYER)
+        packed = camera.packed_input(raw_io.read_mosaic(path), camera.BAYER)
         if reference is None:
             reference = packed
         np.testing.assert_array_equal(packed, reference)
     # ... and they are the scene itself, aligned and packed: k / 64 exactly.
-    expected = sid_io.pack_bayer(levels).astype(np.float32) / LEVEL_STEPS
+    expected = raw_io.pack_bayer(levels).astype(np.float32) / LEVEL_STEPS
     np.testing.assert_array_equal(reference, expected)
 
 
@@ -86,7 +88,7 @@ def test_the_four_cfa_phases_of_one_scene_pack_to_one_input(tmp_path):
     inputs = []
     for phase, cfa in PHASES:
         path = write_raw(tmp_path / (cfa + '.dng'), phase_cut(bayer, phase), cfa=cfa)
-        mosaic = sid_io.read_mosaic(path)
+        mosaic = raw_io.read_mosaic(path)
         assert mosaic.phase == phase
         inputs.append(camera.packed_input(mosaic, camera.BAYER))
     assert inputs[0].shape == (17, 25, 4)
@@ -97,7 +99,7 @@ def test_the_four_cfa_phases_of_one_scene_pack_to_one_input(tmp_path):
 def test_profiles_are_data():
     assert camera.PROFILES == {'Sony': camera.SONY, 'Fuji': camera.FUJI, 'bayer': camera.BAYER}
     assert camera.DATASETS == ('Sony', 'Fuji') and camera.CAMERAS == ('Sony', 'Fuji', 'bayer')
-    assert camera.SONY.black == sid_io.BLACK_LEVEL and camera.SONY.white == sid_io.WHITE_LEVEL
+    assert camera.SONY.black == raw_io.BLACK_LEVEL and camera.SONY.white == raw_io.WHITE_LEVEL
     assert camera.BAYER.black == camera.BAYER.white == camera.FROM_FILE
     assert camera.FUJI == camera.Profile(
         name='Fuji', cfa='xtrans', black=1024, white=16383, packing='xtrans', block=3, channels=9,
@@ -114,7 +116,7 @@ def test_profiles_are_data():
         assert bool(packing.levels_kind) == (camera.FROM_FILE in (profile.black, profile.white))
     assert camera.PACKINGS['xtrans'].multiple == 6 and camera.PACKINGS['bayer'].multiple == 2
     assert camera.for_channels(4) == 'Sony/bayer' and camera.for_channels(9) == 'Fuji'
-    bayer = sid_io.Mosaic(np.zeros((4, 4), np.uint16), (0, 0), 0, 1, 0, 'bayer')
+    bayer = raw_io.Mosaic(np.zeros((4, 4), np.uint16), (0, 0), 0, 1, 0, 'bayer')
     with pytest.raises(ValueError, match='a bayer mosaic for the Fuji profile'):
         camera.packed_input(bayer, camera.FUJI)
 
@@ -140,13 +142,13 @@ def test_flags_with_a_cameras_default_follow_the_camera():
 
 def test_the_packed_inputs_of_both_cameras(tiny_dataset, tiny_fuji_dataset):
     sony = str(tiny_dataset / 'Sony/short/10001_00_0.033s.dng')
-    assert camera.packed_raw(sony, camera.SONY).tobytes() == sid_io.pack_raw(sony).tobytes()
+    assert camera.packed_raw(sony, camera.SONY).tobytes() == raw_io.pack_raw(sony).tobytes()
     fuji = str(tiny_fuji_dataset / 'Fuji/short/10001_00_0.033s.dng')
-    mosaic = sid_io.read_mosaic(fuji)
+    mosaic = raw_io.read_mosaic(fuji)
     assert mosaic.cfa == 'xtrans' and mosaic.phase == (0, 0)
     packed = camera.packed_raw(fuji, camera.FUJI)
     assert packed.shape == (510 // 3, 516 // 3, 9)  # 512 x 520 cropped to multiples of 6
-    expected = sid_io.normalize(sid_io.pack_xtrans(mosaic.counts), 1024, 16383)
+    expected = raw_io.normalize(xtrans.pack_xtrans(mosaic.counts), 1024, 16383)
     assert packed.tobytes() == expected.tobytes()
     # The enhance command's input covers the whole raw: extended to 516 x 522, the cropped part
     # packs as the authors pack it.
@@ -163,7 +165,7 @@ def test_bayer_profile_packs_a_raw_as_enhance_does_inside_the_red_cut(tmp_path, 
     bayer = mirror_consistent_rggb(35, 51, seed=3) * 50 + 700  # odd sides: a row/column goes
     path = write_raw(tmp_path / 'x.dng', phase_cut(bayer, phase), cfa=cfa,
                      black=(600, 601, 602, 603), white=4095)
-    mosaic = sid_io.read_mosaic(path)
+    mosaic = raw_io.read_mosaic(path)
     packed = camera.packed_raw(path, camera.BAYER)
     (dy, dx), (height, width) = mosaic.phase, mosaic.counts.shape
     assert packed.shape == ((height - dy) // 2, (width - dx) // 2, 4)
@@ -173,7 +175,7 @@ def test_bayer_profile_packs_a_raw_as_enhance_does_inside_the_red_cut(tmp_path, 
     # ... which is the formula: (counts - black_c) / (white_c - black_c) at the R, G, B, G sites
     cut = mosaic.counts[dy:dy + 2 * packed.shape[0], dx:dx + 2 * packed.shape[1]]
     cell_black = dict(zip(((0, 0), (0, 1), (1, 0), (1, 1)), (600, 601, 602, 603)))
-    for c, (y, x) in enumerate(sid_io.BAYER_OFFSETS):
+    for c, (y, x) in enumerate(raw_io.BAYER_OFFSETS):
         black = np.float32(cell_black[((y + dy) % 2, (x + dx) % 2)])
         want = np.maximum(cut[y::2, x::2].astype(np.float32) - black, 0)
         want /= np.float32(4095) - black
@@ -195,21 +197,21 @@ def test_ground_truth_stays_on_the_mosaic_grid_whatever_the_orientation(tmp_path
     rggb = mirror_consistent_rggb(34, 50, seed=5) * 50 + 700
     upright_rggb = write_raw(tmp_path / 'upright_rggb.dng', rggb)
     turned_rggb = write_raw(tmp_path / 'turned_rggb.dng', rggb, orientation=orientation)
-    np.testing.assert_array_equal(sid_io.develop(turned_rggb, camera.SONY.packing),
-                                  sid_io.develop(upright_rggb, camera.SONY.packing))
+    np.testing.assert_array_equal(raw_io.develop(turned_rggb, camera.SONY.packing),
+                                  raw_io.develop(upright_rggb, camera.SONY.packing))
     bayer = mirror_consistent_rggb(35, 51, seed=4) * 50 + 700
     upright = write_raw(tmp_path / 'upright.dng', phase_cut(bayer, (1, 0)), cfa='GBRG')
     turned = write_raw(tmp_path / 'turned.dng', phase_cut(bayer, (1, 0)), cfa='GBRG',
                        orientation=orientation)
-    assert sid_io.read_mosaic(turned).flip != 0
-    gt = sid_io.develop(upright, camera.BAYER.packing)
+    assert raw_io.read_mosaic(turned).flip != 0
+    gt = raw_io.develop(upright, camera.BAYER.packing)
     assert gt.shape == (32, 50, 3)  # 33 x 51 from row 1: rows 1-32, columns 0-49
-    np.testing.assert_array_equal(sid_io.develop(turned, camera.BAYER.packing), gt)
+    np.testing.assert_array_equal(raw_io.develop(turned, camera.BAYER.packing), gt)
     # the developed image is cut like the mosaic: the full development at the same offset
-    full = sid_io.postprocess(upright, 'bayer_any', user_flip=0)
+    full = raw_io.postprocess(upright, 'bayer_any', user_flip=0)
     np.testing.assert_array_equal(gt, full[1:33, 0:50])
-    with sid_io.open_raw(turned) as raw:  # what LibRaw does unasked: turn it
-        default = raw.postprocess(**dict(sid_io.GT_POSTPROCESS, user_flip=-1))
+    with raw_io.open_raw(turned) as raw:  # what LibRaw does unasked: turn it
+        default = raw.postprocess(**dict(raw_io.GT_POSTPROCESS, user_flip=-1))
     assert default.shape != full.shape or not np.array_equal(default, full)
 
 
@@ -225,7 +227,7 @@ def test_bayer_profile_needs_the_list_flags(tmp_path):
     camera.use_defaults(values, camera.BAYER)
     assert (values.train_list, values.val_list, values.checkpoint_dir) == (
         '', '', './checkpoint/bayer/')
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         camera.required_list(values, 'train_list', camera.BAYER)
     assert str(e.value) == ('--train_list is empty (--camera=bayer has no default lists): name '
                             'your list file ("short long ISO F" per line)')

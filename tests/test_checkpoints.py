@@ -16,8 +16,8 @@ from conftest import ROOT
 
 import bench_inference
 import checkpoints
+import cli
 import network
-import sid_io
 
 SIZE = 1 << 21  # float32 values: an 8 MB data file, slow enough to be caught while it is written
 
@@ -132,19 +132,19 @@ def test_check_against_the_u_net_variables(tmp_path):
         # Extra variables (a training checkpoint's Adam slots, step counter) are fine.
         checkpoints.check(save('train', shapes, ['beta1_power', 'global_step']), variables)
         partial = dict((n, s) for n, s in shapes.items() if not n.startswith('Variable'))
-        with pytest.raises(sid_io.SidError,
+        with pytest.raises(cli.SidError,
                            match=r'lacks 4 of the 42 U-Net variables \(first: Variable'):
             checkpoints.check(save('partial', partial), variables)
         wrong = dict(shapes, **{'g_conv10/weights': [1, 1, 32, 3]})
-        with pytest.raises(sid_io.SidError, match=r'g_conv10/weights has shape \[1, 1, 32, 3\]'):
+        with pytest.raises(cli.SidError, match=r'g_conv10/weights has shape \[1, 1, 32, 3\]'):
             checkpoints.check(save('wrong', wrong), variables)
         (tmp_path / 'junk.index').write_bytes(b'not a checkpoint')
-        with pytest.raises(sid_io.SidError, match='junk: unreadable checkpoint'):
+        with pytest.raises(cli.SidError, match='junk: unreadable checkpoint'):
             checkpoints.check(str(tmp_path / 'junk'), variables)
         data = released + '.data-00000-of-00001'
         with open(data, 'r+b') as f:  # the index is whole, a weight is not
             f.truncate(os.path.getsize(data) - 100)
-        with pytest.raises(sid_io.SidError, match='model.ckpt: unreadable checkpoint'):
+        with pytest.raises(cli.SidError, match='model.ckpt: unreadable checkpoint'):
             checkpoints.check(released, variables)
 
 
@@ -210,13 +210,13 @@ def test_leftovers_of_dead_runs_are_removed_and_nothing_else(model, tmp_path):
 FULL_DISK_CHILD = r'''
 import resource, sys
 sys.path.insert(0, sys.argv[2])
-import test_checkpoints, checkpoints, sid_io
+import test_checkpoints, checkpoints, cli
 model = test_checkpoints.Model()
 model.save(sys.argv[1], 1)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
 try:
     model.save(sys.argv[1], 2)
-except sid_io.SidError as e:
+except cli.SidError as e:
     print(e)
 '''
 
@@ -252,7 +252,7 @@ def test_disk_full_is_one_line_and_its_partial_file_is_removed(model, tmp_path, 
         raise tf.errors.ResourceExhaustedError(None, None, partial + '; No space left on device')
 
     monkeypatch.setattr(model.saver, 'save', full_disk_save)
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         model.save(folder, 2)
     assert str(e.value) == 'no space left on %s; the last good checkpoint is %s' % (
         folder, folder / 'model.ckpt-1')
@@ -265,7 +265,7 @@ def test_disk_full_is_one_line_and_its_partial_file_is_removed(model, tmp_path, 
         raise OSError(28, 'No space left on device')
 
     monkeypatch.setattr(checkpoints, 'write_state', full_disk_state)
-    with pytest.raises(sid_io.SidError, match='^no space left on .*model.ckpt-1$'):
+    with pytest.raises(cli.SidError, match='^no space left on .*model.ckpt-1$'):
         model.save(folder, 2)
     assert names(folder) == ['checkpoint', 'model.ckpt-1.data-00000-of-00001',
                              'model.ckpt-1.index']  # the unrecorded model.ckpt-2 went too
@@ -296,7 +296,7 @@ def test_an_unreadable_newest_checkpoint_gives_way_to_the_previous_one(model, tm
         assert [str(e).split(': unreadable checkpoint (')[0] for e in skipped] == [
             str(folder / 'model.ckpt-2')]
         assert '\n' not in str(skipped[0])
-    with pytest.raises(sid_io.SidError, match='model.ckpt-1: unreadable checkpoint'):
+    with pytest.raises(cli.SidError, match='model.ckpt-1: unreadable checkpoint'):
         os.remove(str(folder / 'model.ckpt-1.data-00000-of-00001'))
         checkpoints.verify(str(folder / 'model.ckpt-1'))
 
@@ -306,7 +306,8 @@ def test_an_unreadable_newest_checkpoint_gives_way_to_the_previous_one(model, tm
 CRASH_CHILD = r"""
 import os, signal, sys
 sys.path.insert(0, sys.argv[3])
-import sid_io
+import cli
+import safe_files
 import test_checkpoints
 folder, kill_at = sys.argv[1], int(sys.argv[2])
 model = test_checkpoints.Model()
@@ -335,7 +336,7 @@ def killing(function, before=False):
 
 
 model.saver.save = killing(model.saver.save)  # TensorFlow wrote data and index
-sid_io._new_temp = killing(sid_io._new_temp)  # an empty temporary state file
+safe_files._new_temp = killing(safe_files._new_temp)  # an empty temporary state file
 os.replace = killing(os.replace, before=True)  # before: the temporary is written
 os.rename = killing(os.rename, before=True)
 os.remove = killing(os.remove)  # the older checkpoints' files, one by one

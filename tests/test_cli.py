@@ -4,10 +4,11 @@ never ignored (`python3 test_Sony.py photo.dng` used to re-run the default list 
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, ctrl_c_enabled, run_script
 
 import cli
 
@@ -52,3 +53,73 @@ def test_tensorflow_is_imported_quietly_unless_the_user_asks_for_its_logs():
                            stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=300)
     assert quiet.returncode == 0 and quiet.stderr == ''
     assert quiet.stdout.strip().endswith('compat.v1')
+
+
+# ---------------------------------------------------------------- worker pools and Ctrl-C
+
+_HELD = threading.Lock()
+
+
+def _parent_lock_is_free(_):
+    """In a pool worker: a forked copy of a lock another thread held stays locked forever."""
+    return _HELD.acquire(timeout=0.5)
+
+
+def test_pool_workers_do_not_inherit_a_lock_held_by_another_thread():
+    # what deadlocked a forked cache worker: TF's and tqdm's threads were running in the parent
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _HELD:
+            held.set()
+            release.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait()
+        with cli.process_pool(2) as pool:
+            assert pool.map(_parent_lock_is_free, range(2)) == [True, True]
+    finally:
+        release.set()
+        holder.join()
+
+
+def run_wrapped(body):
+    """Run `body` as a fail_cleanly-wrapped main in a fresh interpreter: (exit code, stderr)."""
+    import subprocess
+    import sys
+    import textwrap
+    code = 'import os, signal, cli\n@cli.fail_cleanly\ndef main():\n%s\nmain()\n' % (
+        textwrap.indent(textwrap.dedent(body), '    '))
+    proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True,
+                          preexec_fn=ctrl_c_enabled,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return proc.returncode, proc.stderr
+
+
+def test_a_ctrl_c_that_library_code_swallowed_still_stops_the_run():
+    # what a bare `except:` in a library, or a C API clearing the error, does to a Ctrl-C
+    assert run_wrapped('''
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except BaseException:
+            pass
+        cli.raise_if_interrupted()
+        print('never')
+    ''') == (cli.EXIT_INTERRUPTED, 'error: interrupted (SIGINT)\n')
+    assert run_wrapped('cli.raise_if_interrupted()') == (0, '')
+
+
+def test_a_ctrl_c_surfacing_as_a_systemerror_from_c_code_is_one_line_and_exit_130():
+    # TF 1.15's SWIG wrappers: "SystemError: <built-in function TF_NewBuffer> returned a result
+    # with an error set", caused by the KeyboardInterrupt raised inside the call
+    assert run_wrapped('''
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError('<built-in function TF_NewBuffer> returned a result with an error '
+                              'set') from e
+    ''') == (cli.EXIT_INTERRUPTED, 'error: interrupted (SIGINT)\n')
+    code, stderr = run_wrapped('raise SystemError("a real one")')
+    assert code == 1 and stderr.splitlines()[-1] == 'SystemError: a real one'

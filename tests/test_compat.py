@@ -34,7 +34,7 @@ def python_files(exclude=None):
 
 def test_the_project_has_its_scripts():
     names = {os.path.relpath(p, ROOT) for p in python_files()}
-    assert {'network.py', 'npu_config.py', 'sid_io.py', 'scripts/make_dataset.py'} <= names
+    assert {'network.py', 'npu_config.py', 'raw_io.py', 'scripts/make_dataset.py'} <= names
 
 
 def test_tf115_api_checker_reports_nothing():

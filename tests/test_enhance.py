@@ -20,10 +20,12 @@ import bench_inference
 import camera
 import enhance
 import inference
-import sid_io
+import raw_io
+import safe_files
+import sid_lists
 from conftest import ROOT, run_script
 from test_camera import PHASES, mirror_consistent_rggb, phase_cut, write_raw
-from test_sid_io import unsupported_files
+from test_raw_io import unsupported_files
 
 SCENE = (66, 98)  # mosaic rows, columns: odd packed sizes (33 x 49) through the U-Net
 
@@ -75,7 +77,7 @@ def test_the_four_cfa_phases_give_the_same_image(enhanced):
         assert images[cfa].shape == (height, width, 3)  # exactly the raw's own pixels
         np.testing.assert_array_equal(images[cfa], reference[dy:dy + height, dx:dx + width])
     # The same packed input everywhere, so the same automatic ratio: the rule's own value.
-    packed = camera.packed_input(sid_io.read_mosaic(raws['RGGB']), camera.BAYER)
+    packed = camera.packed_input(raw_io.read_mosaic(raws['RGGB']), camera.BAYER)
     expected = '%.1f' % enhance.auto_ratio(packed)
     assert set(printed_ratios(stdout).values()) == {expected}
     assert 'ratio %s (auto)' % expected in stdout and 1 < float(expected) < 300
@@ -130,7 +132,7 @@ def test_auto_ratio_brings_the_clipped_mean_to_the_target():
     lamp[:, :4] = 1.0
     expected = (enhance.AUTO_RATIO_TARGET - 0.1) / (0.9 * 0.001)
     assert enhance.auto_ratio(lamp) == pytest.approx(expected, rel=1e-4)
-    assert enhance.auto_ratio(np.zeros_like(flat)) == sid_io.MAX_RATIO  # black: the cap
+    assert enhance.auto_ratio(np.zeros_like(flat)) == sid_lists.MAX_RATIO  # black: the cap
     assert enhance.auto_ratio(flat + 0.5) == enhance.AUTO_RATIO_MIN     # bright: left alone
 
 
@@ -201,7 +203,7 @@ def test_x_trans_raws_take_a_fuji_model_and_come_out_whole(tmp_path, tiny_fuji_d
     assert image.shape == (512, 520, 3)  # every pixel of the raw, not test_Fuji.py's 510 x 516
     model = inference.session_from_checkpoint(str(fuji), profile=camera.FUJI)
     with model.session as sess:
-        packed = sid_io.amplify(camera.packed_input(sid_io.read_mosaic(raw), camera.FUJI), 100)
+        packed = raw_io.amplify(camera.packed_input(raw_io.read_mosaic(raw), camera.FUJI), 100)
         out, = inference.run_network(sess, model.input, model.output, packed, block=3)
     assert out.shape == (516, 522, 3) and image.std() > 10
     np.testing.assert_array_equal(image, out[:512, :520])
@@ -414,7 +416,7 @@ def test_a_graph_that_its_export_manifest_does_not_describe_is_refused(tmp_path,
     folder.mkdir()
     (folder / 'sid.pb').write_bytes(b'new graph')
     (folder / (export_model.MANIFEST % 'sid')).write_text(json.dumps(
-        {'files': {'sid.pb': sid_io.file_digest(__file__)}}))
+        {'files': {'sid.pb': safe_files.file_digest(__file__)}}))
     raw = write_raw(tmp_path / 'a.dng', np.full((32, 48), 600))
     proc = enhance_run('--model=%s' % (folder / 'sid.pb'), '--ratio=10', raw, env=no_tensorflow)
     assert (proc.returncode, proc.stderr) == (1, 'error: %s: differs from its export manifest %s '

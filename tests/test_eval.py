@@ -13,9 +13,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 import eval as sid_eval
+import cli
 import metrics
 import parse_log
-import sid_io
 from conftest import run_script
 from test_metrics import noisy, smooth_image
 
@@ -106,16 +106,16 @@ def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
     make_results(final, rng, [(10001, 100, 5), (10002, 250, 5)])
     # Size mismatch.
     save(smooth_image(rng, 40, 64), str(final / '10002_00_250_gt.png'))
-    with pytest.raises(sid_io.SidError, match='10002_00_250_out.png: size 64x48 differs'):
+    with pytest.raises(cli.SidError, match='10002_00_250_out.png: size 64x48 differs'):
         sid_eval.score((str(final / '10002_00_250_out.png'), str(final / '10002_00_250_gt.png'),
                         ('skimage',)))
     # Unreadable PNG.
     (final / '10001_00_100_out.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
-    with pytest.raises(sid_io.SidError, match='10001_00_100_out.png: unreadable image'):
+    with pytest.raises(cli.SidError, match='10001_00_100_out.png: unreadable image'):
         sid_eval.read_png(str(final / '10001_00_100_out.png'))
     # Not RGB.
     Image.new('L', (4, 4)).save(str(final / 'grey.png'))
-    with pytest.raises(sid_io.SidError, match='grey.png: expected an 8-bit RGB PNG, found mode L'):
+    with pytest.raises(cli.SidError, match='grey.png: expected an 8-bit RGB PNG, found mode L'):
         sid_eval.read_png(str(final / 'grey.png'))
     # Missing ground truth: found before any work, as a one-line error and exit 1.
     os.remove(str(final / '10002_00_250_gt.png'))
@@ -126,7 +126,7 @@ def test_bad_results_fail_with_one_line_naming_the_file(tmp_path):
         % (final / '10002_00_250_out.png')]
     assert not list(final.glob('eval_*'))  # nothing written
     # Empty folder.
-    with pytest.raises(sid_io.SidError, match='no test_Sony.py outputs'):
+    with pytest.raises(cli.SidError, match='no test_Sony.py outputs'):
         sid_eval.find_final_dir(str(tmp_path / 'nowhere'))
 
 
@@ -242,7 +242,7 @@ def test_reports_are_written_together_or_not_at_all(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         return real_open(path, flags, *args, **kwargs)
     monkeypatch.setattr(os, 'open', disk_full_at_the_last)
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         sid_eval.write_reports(str(final), 'eval_skimage', items, scores, summary, ['skimage'],
                                ())
     assert str(e.value) == '%s: cannot write (no space left on %s)' % (

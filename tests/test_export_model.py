@@ -18,7 +18,7 @@ import bench_inference
 import camera
 import export_model
 import inference
-import sid_io
+import safe_files
 from conftest import ROOT, ctrl_c_enabled, run_script
 from test_camera import write_raw
 
@@ -152,7 +152,7 @@ def intact_export(folder, name='sid'):
                    for top, _, names in os.walk(str(folder)) for n in names)
     assert found == sorted(list(manifest['files']) + [export_model.MANIFEST % name])
     for path, digest in manifest['files'].items():
-        assert sid_io.file_digest(str(folder / path)) == digest, path
+        assert safe_files.file_digest(str(folder / path)) == digest, path
     entries = export_model.export_names(name)
     assert sorted(os.listdir(str(folder))) == sorted(
         [entries[fmt] for fmt in manifest['formats']] + [export_model.MANIFEST % name])

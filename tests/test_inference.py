@@ -8,9 +8,9 @@ import tensorflow.compat.v1 as tf
 
 import bench_inference
 import camera
+import cli
 import inference
 import network
-import sid_io
 
 
 @pytest.fixture(scope='module')
@@ -112,34 +112,34 @@ def test_models_from_a_checkpoint_and_from_a_frozen_graph_agree(tmp_path, checkp
 
 
 def test_a_model_of_the_other_camera_is_refused_naming_its_camera(checkpoint, fuji_checkpoint):
-    with pytest.raises(sid_io.SidError) as error:
+    with pytest.raises(cli.SidError) as error:
         inference.session_from_checkpoint(str(fuji_checkpoint))
     assert str(error.value) == (
         '%s: variable g_conv1_1/weights has shape [3, 3, 9, 32] in the checkpoint, the network '
         'needs [3, 3, 4, 32]: a model for Fuji raws (9 packed channels), not for Sony/bayer (4)'
         % (fuji_checkpoint / 'model.ckpt'))
-    with pytest.raises(sid_io.SidError, match='a model for Sony/bayer raws .4 packed channels.,'
-                                              ' not for Fuji .9.$'):
+    with pytest.raises(cli.SidError, match='a model for Sony/bayer raws .4 packed channels.,'
+                       ' not for Fuji .9.$'):
         inference.session_from_checkpoint(str(checkpoint), profile=camera.FUJI)
     model = inference.session_from_checkpoint(str(checkpoint))
-    with model.session as sess, pytest.raises(sid_io.SidError, match='not 3 times that'):
+    with model.session as sess, pytest.raises(cli.SidError, match='not 3 times that'):
         inference.run_network(sess, model.input, model.output, smooth_noisy_input(32), block=3)
 
 
 def test_unusable_models_are_refused_in_one_line(tmp_path):
-    with pytest.raises(sid_io.SidError, match='no checkpoint found'):
+    with pytest.raises(cli.SidError, match='no checkpoint found'):
         inference.session_from_checkpoint(str(tmp_path))
     junk = tmp_path / 'junk.pb'
     junk.write_bytes(b'\xff' * 64)
-    with pytest.raises(sid_io.SidError, match='junk.pb: not a readable frozen graph'):
+    with pytest.raises(cli.SidError, match='junk.pb: not a readable frozen graph'):
         inference.session_from_graph(str(junk))
     other = tmp_path / 'other.pb'
     with tf.Graph().as_default() as graph:
         tf.identity(tf.constant(1.0), name='something')
         other.write_bytes(graph.as_graph_def().SerializeToString())
-    with pytest.raises(sid_io.SidError, match='other.pb: the graph has no tensors named input'):
+    with pytest.raises(cli.SidError, match='other.pb: the graph has no tensors named input'):
         inference.session_from_graph(str(other))
-    with pytest.raises(sid_io.SidError, match='missing.pb: not a readable frozen graph'):
+    with pytest.raises(cli.SidError, match='missing.pb: not a readable frozen graph'):
         inference.session_from_graph(str(tmp_path / 'missing.pb'))
 
 
@@ -189,7 +189,7 @@ def test_window_spans_cover_the_axis_with_one_window_size(length, window):
 
 
 def test_a_window_too_small_for_its_context_is_refused():
-    with pytest.raises(sid_io.SidError, match='do not fit 160-px windows with 96 px of context'):
+    with pytest.raises(cli.SidError, match='do not fit 160-px windows with 96 px of context'):
         inference.window_spans(300, 160, inference.DEFAULT_TILE_OVERLAP)
 
 

@@ -6,10 +6,13 @@ import os
 import numpy as np
 import pytest
 
+import cli
 import make_dataset
 import noise_model
-import sid_io
+import raw_io
+import sid_lists
 import unprocess
+import xtrans
 from conftest import (FUJI_HEIGHT, FUJI_WIDTH, OFFICIAL_LISTS, ROOT, make_tiny_dataset,
                       official_lines, run_script)
 
@@ -25,11 +28,12 @@ def test_layout_names_and_splits(tiny_dataset):
     assert longs == ['00001_00_10s.dng', '00002_00_10s.dng', '00003_00_10s.dng',
                      '10001_00_10s.dng', '10002_00_10s.dng', '20001_00_10s.dng']
     assert len(shorts) == 2 * len(longs)  # two burst frames per scene
-    ratios = {sid_io.exposure_ratio(s, '00001_00_10s.dng') for s in shorts}
+    ratios = {sid_lists.exposure_ratio(s, '00001_00_10s.dng') for s in shorts}
     assert ratios == {100, 250, 300}
     for split, name in make_dataset.LIST_NAMES.items():
-        pairs = sid_io.read_list(str(tiny_dataset / name), str(tiny_dataset))
-        assert {sid_io.parse_name(p.short)[0] // 10000 for p in pairs} == {sid_io.SPLITS[split]}
+        pairs = sid_lists.read_list(str(tiny_dataset / name), str(tiny_dataset))
+        assert {sid_lists.parse_name(p.short)[0] // 10000 for p in pairs} == {
+            sid_lists.SPLITS[split]}
 
 
 def test_same_seed_gives_identical_files_and_other_seeds_differ(tmp_path):
@@ -47,24 +51,24 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tmp_path):
 
 def test_raws_decode_like_sony_files_with_structure_and_noise(tiny_dataset):
     long_path = str(tiny_dataset / 'Sony/long/00001_00_10s.dng')
-    mosaic = sid_io.read_mosaic(long_path)  # the levels the file itself declares
+    mosaic = raw_io.read_mosaic(long_path)  # the levels the file itself declares
     assert mosaic.counts.shape == (96, 136) and mosaic.phase == (0, 0) and mosaic.flip == 0
     assert mosaic.black.tolist() == [512] * 4 and mosaic.white.tolist() == [16383] * 4
-    long_ = sid_io.pack_raw(long_path)
+    long_ = raw_io.pack_raw(long_path)
     assert long_.std() > 0.1  # edges, gradients and textures, not a flat field
     short_path = str(tiny_dataset / 'Sony/short/00001_00_0.04s.dng')
-    short = sid_io.pack_raw(short_path)
-    ratio = sid_io.exposure_ratio(short_path, long_path)
+    short = raw_io.pack_raw(short_path)
+    ratio = sid_lists.exposure_ratio(short_path, long_path)
     # Dark by the exposure ratio on average, but noisy: amplifying does not give the long back.
     assert short.mean() * ratio == pytest.approx(long_.mean(), rel=0.05)
     residual = short * ratio - long_
     assert residual.std() > 0.05
-    other_burst = sid_io.pack_raw(str(tiny_dataset / 'Sony/short/00001_01_0.04s.dng'))
+    other_burst = raw_io.pack_raw(str(tiny_dataset / 'Sony/short/00001_01_0.04s.dng'))
     assert not np.array_equal(short, other_burst)  # independent noise per burst frame
 
 
 def test_exif_carries_iso_fnumber_and_exposure(tiny_dataset):
-    iso, fnumber, exposure = sid_io.read_exif(str(tiny_dataset / 'Sony/short/10001_00_0.033s.dng'))
+    iso, fnumber, exposure = raw_io.read_exif(str(tiny_dataset / 'Sony/short/10001_00_0.033s.dng'))
     assert iso in make_dataset.ISO_CHOICES and fnumber in make_dataset.F_CHOICES
     assert exposure == pytest.approx(0.033)
     line = (tiny_dataset / 'Sony_test_list.txt').read_text().splitlines()[0]
@@ -105,10 +109,11 @@ def test_fuji_layout_names_and_lists(tiny_fuji):
     assert len(os.listdir(str(tiny_fuji / 'Fuji' / 'short'))) == 2 * 4
     for split, name in make_dataset.FUJI_LIST_NAMES.items():
         assert name == 'Fuji_%s_list.txt' % split
-        pairs = sid_io.read_list(str(tiny_fuji / name), str(tiny_fuji))
-        assert {sid_io.parse_name(p.short)[0] // 10000 for p in pairs} == {sid_io.SPLITS[split]}
+        pairs = sid_lists.read_list(str(tiny_fuji / name), str(tiny_fuji))
+        assert {sid_lists.parse_name(p.short)[0] // 10000 for p in pairs} == {
+            sid_lists.SPLITS[split]}
     line = (tiny_fuji / 'Fuji_test_list.txt').read_text().splitlines()[0]
-    iso, fnumber, _ = sid_io.read_exif(str(tiny_fuji / 'Fuji/short/10001_00_0.033s.dng'))
+    iso, fnumber, _ = raw_io.read_exif(str(tiny_fuji / 'Fuji/short/10001_00_0.033s.dng'))
     assert line == './Fuji/short/10001_00_0.033s.dng ./Fuji/long/10001_00_10s.dng ISO%d F%g' % (
         iso, fnumber)
 
@@ -116,8 +121,8 @@ def test_fuji_layout_names_and_lists(tiny_fuji):
 def test_fuji_raws_decode_as_x_t2_x_trans_with_fuji_levels(tiny_fuji):
     import rawpy
     with rawpy.imread(str(tiny_fuji / 'Fuji/long/00001_00_10s.dng')) as raw:
-        sid_io.check_xtrans('long', raw)
-        assert raw.raw_pattern.tolist() == [list(row) for row in sid_io.XTRANS_CFA]
+        xtrans.check_xtrans('long', raw)
+        assert raw.raw_pattern.tolist() == [list(row) for row in xtrans.XTRANS_CFA]
         assert (raw.raw_type, raw.num_colors, raw.color_desc) == (rawpy.RawType.Flat, 3, b'RGBG')
         assert raw.black_level_per_channel == [1024] * 4 and raw.white_level == 16383
         visible = np.array(raw.raw_image_visible, copy=True)
@@ -133,8 +138,8 @@ def test_fuji_short_exposures_are_dark_by_the_ratio_and_noisy(tiny_fuji):
     def packed(name):
         with rawpy.imread(str(tiny_fuji / name)) as raw:
             mosaic_ = np.array(raw.raw_image_visible, copy=True)
-        return sid_io.normalize(sid_io.pack_xtrans(mosaic_), sid_io.FUJI_BLACK_LEVEL,
-                                sid_io.FUJI_WHITE_LEVEL)
+        return raw_io.normalize(xtrans.pack_xtrans(mosaic_), xtrans.FUJI_BLACK_LEVEL,
+                                xtrans.FUJI_WHITE_LEVEL)
 
     long_ = packed('Fuji/long/00001_00_10s.dng')
     short = packed('Fuji/short/00001_00_0.04s.dng')
@@ -243,8 +248,9 @@ def test_natural_splits_never_share_a_photograph(natural):
     sources = [set(names) for names in make_dataset.PHOTOS.values()]
     assert sum(len(s) for s in sources) == len(set.union(*sources))  # disjoint by photograph
     for split, name in make_dataset.LIST_NAMES.items():
-        pairs = sid_io.read_list(str(natural / name), str(natural))
-        assert {sid_io.parse_name(p.short)[0] // 10000 for p in pairs} == {sid_io.SPLITS[split]}
+        pairs = sid_lists.read_list(str(natural / name), str(natural))
+        assert {sid_lists.parse_name(p.short)[0] // 10000 for p in pairs} == {
+            sid_lists.SPLITS[split]}
         for pair in pairs:
             photo = fields(description(pair.long))['photo']
             assert photo in make_dataset.PHOTOS[split]
@@ -260,7 +266,7 @@ def test_every_listed_photograph_ships_with_the_installed_packages():
 def test_a_missing_photograph_is_a_one_line_error_before_anything_is_written(
         tmp_path, monkeypatch):
     monkeypatch.setitem(make_dataset.PHOTOS, 'test', ('skimage/no_such_photo.png',))
-    with pytest.raises(sid_io.SidError) as error:
+    with pytest.raises(cli.SidError) as error:
         make_tiny_dataset(tmp_path, scenes=make_dataset.NATURAL)
     assert str(error.value) == (
         '%s: source photograph not found (the installed skimage does not ship it; '
@@ -279,27 +285,27 @@ def test_natural_long_exposures_are_a7s2_raws_that_develop_into_the_photo(natura
         assert raw.camera_whitebalance[:3] == pytest.approx([gains[0], 1, gains[1]], rel=1e-3)
         counts = raw.raw_image_visible.astype(np.float64)
     assert counts.min() >= 512 and counts.std() > 100  # a clean picture, no read noise
-    gt = sid_io.read_ground_truth(str(path))
+    gt = raw_io.read_ground_truth(str(path))
     assert gt.shape == (96, 136, 3) and gt.std() > 0.05
-    iso, _, exposure = sid_io.read_exif(str(path))
+    iso, _, exposure = raw_io.read_exif(str(path))
     assert iso in make_dataset.ISO_CHOICES and exposure == 10.0  # the pair's ISO, as in SID
 
 
 def test_natural_short_exposures_carry_the_calibrated_noise_of_their_iso(natural):
     long_path = natural / 'Sony/long/00001_00_10s.dng'
-    long_ = sid_io.read_bayer(str(long_path))[0].astype(np.float64) - 512
+    long_ = raw_io.read_bayer(str(long_path))[0].astype(np.float64) - 512
     for burst in (0, 1):
         path = natural / ('Sony/short/00001_%02d_0.04s.dng' % burst)
-        iso = sid_io.read_exif(str(path))[0]
+        iso = raw_io.read_exif(str(path))[0]
         noise = fields(description(path))
         assert float(noise['K']) == pytest.approx(
             noise_model.system_gain(noise_model.SONY_A7S2, iso), rel=1e-3)
-        short = sid_io.read_bayer(str(path))[0].astype(np.float64) - 512
+        short = raw_io.read_bayer(str(path))[0].astype(np.float64) - 512
         residual = short - long_ / 250
         # shot + read + row noise around the expected counts; the colour bias moves the mean
         assert residual.std() > np.sqrt(float(noise['K']) * max(long_.mean() / 250, 1)) * 0.8
         assert abs(residual.mean()) < 5
-    assert not np.array_equal(*[sid_io.read_bayer(str(natural / (
+    assert not np.array_equal(*[raw_io.read_bayer(str(natural / (
         'Sony/short/00001_%02d_0.04s.dng' % b)))[0] for b in (0, 1)])
 
 

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
+import cli
 import make_dataset
 import make_lists
-import sid_io
 from conftest import (OFFICIAL_LISTS, ROOT, make_tiny_dataset, official_lines, run_script,
                       write_raws_for_lines)
 
@@ -31,7 +31,7 @@ def test_shorts_without_a_long_exposure_are_left_out(tmp_path):
 
 
 def test_missing_layout_and_unparsable_names_are_one_line_errors(tmp_path):
-    with pytest.raises(sid_io.SidError, match='Sony/long: folder not found'):
+    with pytest.raises(cli.SidError, match='Sony/long: folder not found'):
         make_lists.build_lists(str(tmp_path))
     make_tiny_dataset(tmp_path, n_train=1, n_test=0, n_val=0)
     (tmp_path / 'Sony/short/IMG_0001.dng').write_bytes(b'')

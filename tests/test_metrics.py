@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+import cli
 import metrics
-import sid_io
 
 RNG_SEED = 5
 
@@ -137,13 +137,13 @@ def test_matlab_protocol_edge_cases():
 
 def test_images_too_small_for_a_skimage_window_are_a_one_line_error():
     small = np.zeros((6, 40, 3), np.uint8)
-    with pytest.raises(sid_io.SidError, match=r'^40x6 image is smaller than the 7x7 window of SSIM '
-                                              r'protocol skimage$'):
+    with pytest.raises(cli.SidError, match=r'^40x6 image is smaller than the 7x7 window of SSIM '
+                       r'protocol skimage$'):
         metrics.ssim(small, small, 'skimage')
     mid = np.zeros((10, 10, 3), np.uint8)  # enough for 7x7, not for the 11x11 Gaussian
     assert metrics.ssim(mid, mid, 'skimage') == pytest.approx(1.0)
-    with pytest.raises(sid_io.SidError, match='smaller than the 11x11 window of SSIM protocol '
-                                              'wang'):
+    with pytest.raises(cli.SidError, match='smaller than the 11x11 window of SSIM protocol '
+                       'wang'):
         metrics.ssim(mid, mid, 'wang')
     assert metrics.ssim(mid, mid, 'matlab') == pytest.approx(1.0)
 

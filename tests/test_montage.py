@@ -7,7 +7,8 @@ from PIL import Image
 import eval as sid_eval
 import metrics
 import montage
-import sid_io
+import raw_io
+import sid_lists
 from conftest import run_script, to_uint8
 
 WIDTH = 400
@@ -41,7 +42,7 @@ def test_a_montage_per_result_with_psnr_captions(tiny_dataset, results):
     assert captions[0] == 'input x300: %.2f dB' % metrics.psnr(images[0], gt)
     # The input is the short raw amplified to the ground truth's level: brighter than the raw
     # developed as is, about as bright as the ground truth, and noisy.
-    plain = to_uint8(sid_io.postprocess(short))
+    plain = to_uint8(raw_io.postprocess(short))
     assert plain.mean() < 0.3 * gt.mean() and abs(images[0].mean() - gt.mean()) < 0.15 * gt.mean()
     assert 8 < metrics.psnr(images[0], gt) < metrics.psnr(images[2], gt)
     # The file is exactly those panels, downscaled, side by side.
@@ -54,13 +55,13 @@ def test_amplified_input_is_the_network_input_developed(tiny_dataset, tmp_path):
     counts above black were multiplied by the ratio and clipped at white."""
     import make_dataset
     short = str(tiny_dataset / 'Sony/short/10002_00_0.1s.dng')
-    assert np.array_equal(montage.amplified_input(short, 1), to_uint8(sid_io.postprocess(short)))
-    counts = sid_io.read_bayer(short)[0].astype(np.float32)
-    bright = np.clip((counts - sid_io.BLACK_LEVEL) * 100 + sid_io.BLACK_LEVEL, 0,
-                     sid_io.WHITE_LEVEL)
+    assert np.array_equal(montage.amplified_input(short, 1), to_uint8(raw_io.postprocess(short)))
+    counts = raw_io.read_bayer(short)[0].astype(np.float32)
+    bright = np.clip((counts - raw_io.BLACK_LEVEL) * 100 + raw_io.BLACK_LEVEL, 0,
+                     raw_io.WHITE_LEVEL)
     make_dataset.write_dng(str(tmp_path / 'bright.dng'), bright.astype(np.uint16), 100, 8.0, 10.0)
-    expected = sid_io.postprocess(str(tmp_path / 'bright.dng'))
-    assert np.array_equal(sid_io.develop_amplified(short, 100), expected)
+    expected = raw_io.postprocess(str(tmp_path / 'bright.dng'))
+    assert np.array_equal(raw_io.develop_amplified(short, 100), expected)
     assert np.array_equal(montage.amplified_input(short, 100), to_uint8(expected))
 
 
@@ -91,11 +92,11 @@ def test_fuji_montage_crops_the_input_like_the_ground_truth(tiny_fuji_dataset, t
     final = tmp_path / 'result' / 'final'
     os.makedirs(str(final))
     test_list = tiny_fuji_dataset / 'Fuji_test_list.txt'
-    pair = next(p for p in sid_io.read_list(str(test_list), str(tiny_fuji_dataset))
-                if sid_io.parse_name(p.short)[1] == 0)
-    scene, burst, _ = sid_io.parse_name(pair.short)
-    ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
-    gt = to_uint8(sid_io.develop(pair.long, 'xtrans'))
+    pair = next(p for p in sid_lists.read_list(str(test_list), str(tiny_fuji_dataset))
+                if sid_lists.parse_name(p.short)[1] == 0)
+    scene, burst, _ = sid_lists.parse_name(pair.short)
+    ratio = int(round(sid_lists.exposure_ratio(pair.short, pair.long)))
+    gt = to_uint8(raw_io.develop(pair.long, 'xtrans'))
     assert gt.shape == (510, 516, 3)
     stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
     for kind in ('gt', 'out', 'scale'):
@@ -107,7 +108,7 @@ def test_fuji_montage_crops_the_input_like_the_ground_truth(tiny_fuji_dataset, t
     assert os.listdir(str(final.parent / 'montage')) == ['%05d_00_%d.png' % (scene, ratio)]
     amplified = montage.amplified_input(pair.short, ratio, 'xtrans')
     assert amplified.shape == gt.shape
-    full = sid_io.postprocess(pair.short, 'xtrans')
+    full = raw_io.postprocess(pair.short, 'xtrans')
     assert full.shape == (512, 520, 3)  # what the Sony cropping would have kept
     # The Sony profile (no cropping) refuses the pair in one line instead of drawing it.
     proc = run_script('scripts/montage.py', '--result_dir=%s' % final.parent,
@@ -127,11 +128,11 @@ def test_bayer_montage_cuts_like_test_sony_and_amplifies_above_each_sites_black(
     final = tmp_path / 'result' / 'final'
     os.makedirs(str(final))
     test_list = tiny_bayer_dataset / 'Bayer_test_list.txt'
-    pair = sid_io.read_list(str(test_list), str(tiny_bayer_dataset))[0]
-    scene, burst, _ = sid_io.parse_name(pair.short)
-    ratio = int(round(sid_io.exposure_ratio(pair.short, pair.long)))
-    gt = to_uint8(sid_io.develop(pair.long, 'bayer_any'))
-    assert gt.shape[:2] != sid_io.postprocess(pair.long, 'bayer_any').shape[:2]  # GRBG: cut
+    pair = sid_lists.read_list(str(test_list), str(tiny_bayer_dataset))[0]
+    scene, burst, _ = sid_lists.parse_name(pair.short)
+    ratio = int(round(sid_lists.exposure_ratio(pair.short, pair.long)))
+    gt = to_uint8(raw_io.develop(pair.long, 'bayer_any'))
+    assert gt.shape[:2] != raw_io.postprocess(pair.long, 'bayer_any').shape[:2]  # GRBG: cut
     stem = str(final / ('%05d_%02d_%d_' % (scene, burst, ratio)))
     for kind in ('gt', 'out', 'scale'):
         Image.fromarray(gt).save(stem + kind + '.png')

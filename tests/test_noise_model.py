@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import cli
 import noise_model
-import sid_io
+import raw_io
 
 CALIB = noise_model.SONY_A7S2
-BLACK, WHITE = sid_io.BLACK_LEVEL, sid_io.WHITE_LEVEL
+BLACK, WHITE = raw_io.BLACK_LEVEL, raw_io.WHITE_LEVEL
 NO_BIAS = (0.0, 0.0, 0.0, 0.0)
 HEAVIEST_TAILS = min(CALIB.tl_shapes)  # -1/7: the most non-Gaussian shape ELD measured
 QUANTISATION_VARIANCE = 1.0 / 12  # rounding to whole counts
@@ -72,7 +73,7 @@ def test_colour_bias_shifts_each_bayer_channel_black_level():
     bias = CALIB.color_bias[-1]  # the largest measured: about 4 DN
     noise = noise_model.FrameNoise(noise_model.system_gain(CALIB, 400), 0.0, 1.0, 0.2, bias)
     dark = frame(noise, np.zeros((512, 512)))
-    for value, (y, x) in zip(bias, sid_io.BAYER_OFFSETS):
+    for value, (y, x) in zip(bias, raw_io.BAYER_OFFSETS):
         assert dark[y::2, x::2].mean() == pytest.approx(value, abs=0.05)
 
 
@@ -117,7 +118,7 @@ def test_counts_are_clipped_to_the_14_bit_range():
                                 'calibration (ratios 100 to 300)'),
 ])
 def test_what_the_calibration_does_not_cover_is_a_one_line_error(camera, isos, ratios, message):
-    with pytest.raises(sid_io.SidError) as error:
+    with pytest.raises(cli.SidError) as error:
         noise_model.calibration(camera, isos, ratios)
     assert str(error.value) == message
     assert noise_model.calibration('sony', (100, 6400), (100, 300)) is CALIB

@@ -17,8 +17,8 @@ import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.config_pb2 import ConfigProto
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
+import cli
 import npu_config
-import sid_io
 from npu_config import Distribution, Runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,7 +133,7 @@ def test_resolve_rejects_gpu_when_tensorflow_sees_none(monkeypatch):
 def test_config_errors_end_scripts_with_one_line():
     """Every script's main() is wrapped in fail_cleanly, which catches SidError; being a
     ValueError too keeps callers that catch ValueError working."""
-    assert issubclass(npu_config.ConfigError, sid_io.SidError)
+    assert issubclass(npu_config.ConfigError, cli.SidError)
     assert issubclass(npu_config.ConfigError, ValueError)
 
 

@@ -10,7 +10,8 @@ import bench_inference
 import camera
 import inference
 import network
-import sid_io
+import raw_io
+import sid_lists
 from conftest import run_script
 
 CROPPED = (510, 516)  # the tiny 512 x 520 X-Trans raws down to multiples of 6
@@ -39,20 +40,20 @@ def tested(tiny_fuji_dataset, tmp_path_factory):
 def test_outputs_are_the_cropped_full_size_with_the_authors_packing(tiny_fuji_dataset, tested):
     work, _, proc = tested
     assert 'Fuji checkpoint' in proc.stdout and 'tested 1 pairs, skipped 0' in proc.stdout
-    pair = sid_io.read_list(str(tiny_fuji_dataset / 'Fuji_test_list.txt'),
-                            str(tiny_fuji_dataset))[0]
-    ratio = sid_io.exposure_ratio(pair.short, pair.long)
+    pair = sid_lists.read_list(str(tiny_fuji_dataset / 'Fuji_test_list.txt'),
+                               str(tiny_fuji_dataset))[0]
+    ratio = sid_lists.exposure_ratio(pair.short, pair.long)
     stem = str(work / 'result' / 'final' / ('10001_00_%d_' % int(round(ratio))))
     gt = read_png(stem + 'gt.png')
     assert gt.shape == read_png(stem + 'scale.png').shape == CROPPED + (3,)
-    developed = sid_io.postprocess(pair.long, 'xtrans')[:CROPPED[0], :CROPPED[1]]
+    developed = raw_io.postprocess(pair.long, 'xtrans')[:CROPPED[0], :CROPPED[1]]
     np.testing.assert_array_equal(gt, inference.to_uint(developed / np.float32(65535)))
     graph = tf.Graph()
     with graph.as_default():
         packed_ph, output = inference.build_network(camera.FUJI)
         with tf.Session(graph=graph) as sess:
             tf.train.Saver(network.model_variables()).restore(sess, str(work / 'ckpt/model.ckpt'))
-            packed = sid_io.amplify(camera.packed_raw(pair.short, camera.FUJI), ratio)
+            packed = raw_io.amplify(camera.packed_raw(pair.short, camera.FUJI), ratio)
             out, = inference.run_network(sess, packed_ph, output, packed, block=3)
     assert out.shape == CROPPED + (3,) and out.std() > 10  # a real image, 3x the packed size
     assert np.abs(read_png(stem + 'out.png') - out).max() <= 1

@@ -11,10 +11,13 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 import bench_inference
+import cli
 import inference
 import network
 import npu_config
-import sid_io
+import raw_io
+import safe_files
+import sid_lists
 import test_Sony
 from conftest import run_script
 
@@ -53,7 +56,7 @@ def test_checkpoint_to_test_refuses_missing_and_unreadable_ones(tmp_path, checkp
         prefix = str(checkpoint / 'model.ckpt')
         assert test_Sony.checkpoint_to_test(str(checkpoint), variables) == prefix
         assert test_Sony.checkpoint_to_test(prefix, variables) == prefix
-        with pytest.raises(sid_io.SidError, match='no checkpoint found.*refusing'):
+        with pytest.raises(cli.SidError, match='no checkpoint found.*refusing'):
             test_Sony.checkpoint_to_test(str(tmp_path), variables)
         # An unreadable newest checkpoint: no quiet fallback, but the previous one is named.
         folder = tmp_path / 'ckpt'
@@ -62,7 +65,7 @@ def test_checkpoint_to_test_refuses_missing_and_unreadable_ones(tmp_path, checkp
         data = folder / 'model.ckpt-2.data-00000-of-00001'
         with open(str(data), 'r+b') as f:
             f.truncate(os.path.getsize(str(data)) // 2)
-        with pytest.raises(sid_io.SidError) as e:
+        with pytest.raises(cli.SidError) as e:
             test_Sony.checkpoint_to_test(str(folder), variables)
         assert str(e.value) == (
             '%s: unreadable checkpoint (Read less bytes than requested); to test the previous '
@@ -86,12 +89,12 @@ def test_inference_stamp_separates_what_changes_pixels():
 
 def test_select_pairs_first_burst_and_name_clashes(tiny_dataset):
     list_path = str(tiny_dataset / 'Sony_test_list.txt')
-    pairs = sid_io.read_list(list_path, str(tiny_dataset))
+    pairs = sid_lists.read_list(list_path, str(tiny_dataset))
     first = test_Sony.select_pairs(pairs, False, list_path)
     assert [burst for _, _, burst, _ in first] == [0] * (len(pairs) // 2)
     assert len(test_Sony.select_pairs(pairs, True, list_path)) == len(pairs)
     same_name = r'Sony_test_list.txt:\d+: gives the same result name'
-    with pytest.raises(sid_io.SidError, match=same_name):
+    with pytest.raises(cli.SidError, match=same_name):
         test_Sony.select_pairs(pairs + pairs[:1], True, list_path)
 
 
@@ -105,28 +108,28 @@ def test_end_to_end_outputs_skip_and_refusals(tmp_path, tiny_dataset, checkpoint
     assert proc.stdout.startswith('device=cpu precision=fp32')
     assert 'tested 2 pairs, skipped 0' in proc.stdout
 
-    pairs = sid_io.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset))
+    pairs = sid_lists.read_list(str(tiny_dataset / 'Sony_test_list.txt'), str(tiny_dataset))
     final = result / 'final'
     expected_names = set()
     sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
     with sess:
         for pair in pairs:
-            scene, burst, _ = sid_io.parse_name(pair.short)
+            scene, burst, _ = sid_lists.parse_name(pair.short)
             if burst:
                 continue
-            ratio = sid_io.exposure_ratio(pair.short, pair.long)
+            ratio = sid_lists.exposure_ratio(pair.short, pair.long)
             stem = str(final / ('%05d_00_%d_' % (scene, int(round(ratio)))))
             expected_names.update(os.path.basename(stem + k + '.png') for k in test_Sony.KINDS)
-            gt = inference.to_uint(sid_io.read_ground_truth(pair.long))
+            gt = inference.to_uint(raw_io.read_ground_truth(pair.long))
             assert np.array_equal(read_png(stem + 'gt.png'), gt)
-            packed = sid_io.amplify(sid_io.pack_raw(pair.short), ratio)
+            packed = raw_io.amplify(raw_io.pack_raw(pair.short), ratio)
             out, = inference.run_network(sess, packed_ph, output, packed)
             assert np.abs(read_png(stem + 'out.png') - out).max() <= 1  # the restored weights
             scale = read_png(stem + 'scale.png')
             assert scale.shape == gt.shape == (96, 136, 3)
             # The official baseline: postprocessed short exposure times mean(gt) / its own mean.
-            short = sid_io.postprocess(pair.short).astype(np.float64) / 65535
-            gt_float = sid_io.read_ground_truth(pair.long).astype(np.float64)
+            short = raw_io.postprocess(pair.short).astype(np.float64) / 65535
+            gt_float = raw_io.read_ground_truth(pair.long).astype(np.float64)
             reference = np.clip(short * gt_float.mean() / short.mean() * 255, 0, 255)
             assert np.abs(scale - np.floor(reference + 0.5)).max() <= 1
     assert set(os.listdir(str(final))) == expected_names  # and no temporary files
@@ -252,7 +255,7 @@ def test_a_result_folder_in_use_by_another_run_is_refused_in_one_line(tmp_path, 
     import fcntl
     final = tmp_path / 'result' / 'final'
     os.makedirs(str(final))
-    with open(str(final / sid_io.LOCK_NAME), 'w') as held:  # as another live test_Sony.py
+    with open(str(final / safe_files.LOCK_NAME), 'w') as held:  # as another live test_Sony.py
         held.write('test_Sony.py (pid 4242 on elsewhere)\n')
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -264,7 +267,7 @@ def test_a_result_folder_in_use_by_another_run_is_refused_in_one_line(tmp_path, 
     assert [l for l in proc.stderr.splitlines() if l.startswith('error:') or 'Traceback' in l] == [
         'error: %s: in use by test_Sony.py (pid 4242 on elsewhere); wait for it to end or give '
         '--result_dir another folder' % final]
-    assert os.listdir(str(final)) == [sid_io.LOCK_NAME]  # nothing written, nothing removed
+    assert os.listdir(str(final)) == [safe_files.LOCK_NAME]  # nothing written, nothing removed
 
 
 def test_bayer_outputs_cover_the_red_cut_and_the_network_sees_enhances_packing(
@@ -282,21 +285,21 @@ def test_bayer_outputs_cover_the_red_cut_and_the_network_sees_enhances_packing(
     assert 'tested 2 pairs, skipped 0' in proc.stdout
     sess, packed_ph, output = restored_session(str(checkpoint / 'model.ckpt'))
     with sess:
-        for pair in sid_io.read_list(test_list, str(tiny_bayer_dataset)):
-            scene, burst, _ = sid_io.parse_name(pair.short)
+        for pair in sid_lists.read_list(test_list, str(tiny_bayer_dataset)):
+            scene, burst, _ = sid_lists.parse_name(pair.short)
             if burst:
                 continue
-            ratio = sid_io.exposure_ratio(pair.short, pair.long)
+            ratio = sid_lists.exposure_ratio(pair.short, pair.long)
             stem = str(result / 'final' / ('%05d_00_%d_' % (scene, int(round(ratio)))))
-            mosaic = sid_io.read_mosaic(pair.short)
+            mosaic = raw_io.read_mosaic(pair.short)
             (dy, dx) = mosaic.phase
             assert (dy, dx) == (0, 1)
             packed = camera.packed_input(mosaic, camera.BAYER)[dy:dy + 48, dx:dx + 67]
             np.testing.assert_array_equal(camera.packed_raw(pair.short, camera.BAYER), packed)
-            out, = inference.run_network(sess, packed_ph, output, sid_io.amplify(packed, ratio))
+            out, = inference.run_network(sess, packed_ph, output, raw_io.amplify(packed, ratio))
             assert out.shape == (96, 134, 3)
             assert np.abs(read_png(stem + 'out.png') - out).max() <= 1
-            gt = inference.postprocessed_to_uint8(sid_io.develop(pair.long, 'bayer_any'))
+            gt = inference.postprocessed_to_uint8(raw_io.develop(pair.long, 'bayer_any'))
             np.testing.assert_array_equal(read_png(stem + 'gt.png'), gt)
             assert read_png(stem + 'scale.png').shape == gt.shape
     proc = run_script('eval.py', '--camera=bayer', '--result_dir=%s' % result)

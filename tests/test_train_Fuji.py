@@ -11,7 +11,9 @@ import tensorflow.compat.v1 as tf
 from conftest import run_script
 
 import camera
-import sid_io
+import raw_cache
+import raw_io
+import sid_lists
 import train_Sony
 
 PS = 32
@@ -41,21 +43,21 @@ def trained(tiny_fuji_dataset, tmp_path_factory):
 def test_patches_are_the_authors_x_trans_crops(tiny_fuji_dataset, tmp_path):
     """Input: the packed, normalised, amplified, clipped crop; target: the developed long exposure
     at 3x the offset and size, both flipped alike (the official order)."""
-    pairs = sid_io.read_list(str(tiny_fuji_dataset / 'Fuji_train_list.txt'),
-                             str(tiny_fuji_dataset))
+    pairs = sid_lists.read_list(str(tiny_fuji_dataset / 'Fuji_train_list.txt'),
+                                str(tiny_fuji_dataset))
     kinds = camera.PACKINGS['xtrans'].cache_kinds
     raws = [(p.short, kinds[0]) for p in pairs] + [(p.long, kinds[1]) for p in pairs]
-    entries = sid_io.build_cache(raws, str(tmp_path), str(tiny_fuji_dataset), workers=1,
-                                 progress=False)
+    entries = raw_cache.build_cache(raws, str(tmp_path), str(tiny_fuji_dataset), workers=1,
+                                    progress=False)
     data = train_Sony.CachedPairs(pairs, entries, camera.FUJI)
     shapes = data.check_shapes(range(len(pairs)), PS)
     assert set(shapes.values()) == {(170, 172)}
     for flips in ((0, 0, 0), (1, 0, 1), (0, 1, 1)):
         crop = train_Sony.Crop(1, 101, 37, *flips)
         pair = pairs[crop.pair]
-        ratio = sid_io.exposure_ratio(pair.short, pair.long)
+        ratio = sid_lists.exposure_ratio(pair.short, pair.long)
         full = np.minimum(camera.packed_raw(pair.short, camera.FUJI) * np.float32(ratio), 1.0)
-        gt = sid_io.postprocess(pair.long, 'xtrans').astype(np.float32) / np.float32(65535)
+        gt = raw_io.postprocess(pair.long, 'xtrans').astype(np.float32) / np.float32(65535)
         a = full[crop.y:crop.y + PS, crop.x:crop.x + PS]
         b = gt[3 * crop.y:3 * crop.y + 3 * PS, 3 * crop.x:3 * crop.x + 3 * PS]
         for flip, axis in ((crop.flip_v, 0), (crop.flip_h, 1)):

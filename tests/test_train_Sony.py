@@ -22,9 +22,13 @@ from conftest import ROOT, ctrl_c_enabled, make_tiny_dataset, run_script
 
 import camera
 import checkpoints
+import cli
 import network
 import npu_config
-import sid_io
+import raw_cache
+import raw_io
+import safe_files
+import sid_lists
 import train_Sony
 
 PS = 32
@@ -89,7 +93,7 @@ def test_learning_rate_schedule():
 
 
 def test_first_burst_only_keeps_burst_00_of_every_scene(data):
-    pairs = sid_io.read_list(str(data / 'Sony_train_list.txt'), str(data))
+    pairs = sid_lists.read_list(str(data / 'Sony_train_list.txt'), str(data))
     assert train_Sony.training_pairs(pairs) == pairs and len(pairs) == 6
     first = train_Sony.training_pairs(pairs, first_burst_only=True)
     assert [os.path.basename(p.short)[:8] for p in first] == ['00001_00', '00002_00', '00003_00']
@@ -142,10 +146,10 @@ def official_patch(full_input, full_gt, crop, ps):
 
 
 def test_pipeline_gives_exactly_the_official_in_ram_patches(data, tmp_path):
-    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
+    pairs = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
     raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
-    entries = sid_io.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
-                                 progress=False)
+    entries = raw_cache.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
+                                    progress=False)
     cached = train_Sony.CachedPairs(pairs, entries)
     scenes = train_Sony.group_scenes(pairs)
     shapes = cached.check_shapes(range(len(pairs)), PS)
@@ -159,22 +163,22 @@ def test_pipeline_gives_exactly_the_official_in_ram_patches(data, tmp_path):
     full = {}
     for crop, (inp, gt, scene, ratio, ready) in zip(crops, got):
         pair = pairs[crop.pair]
-        r = sid_io.exposure_ratio(pair.short, pair[1])
+        r = sid_lists.exposure_ratio(pair.short, pair[1])
         if crop.pair not in full:
-            full[crop.pair] = (sid_io.pack_raw(pair.short) * np.float32(r),
-                               sid_io.read_ground_truth(pair[1]))
+            full[crop.pair] = (raw_io.pack_raw(pair.short) * np.float32(r),
+                               raw_io.read_ground_truth(pair[1]))
         want_inp, want_gt = official_patch(full[crop.pair][0], full[crop.pair][1], crop, PS)
         np.testing.assert_array_equal(inp[0], want_inp)
         np.testing.assert_array_equal(gt[0], want_gt)
-        assert (scene[0], ratio[0]) == (sid_io.parse_name(pair.short)[0], r)
+        assert (scene[0], ratio[0]) == (sid_lists.parse_name(pair.short)[0], r)
         assert ready[0] > 0
 
 
 def test_patch_larger_than_a_raw_is_an_error_naming_the_file(data, tmp_path):
-    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))[:1]
-    entries = sid_io.build_cache([(pairs[0].short, 'input'), (pairs[0][1], 'gt')],
-                                 str(tmp_path), str(data), workers=1, progress=False)
-    with pytest.raises(sid_io.SidError) as e:
+    pairs = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))[:1]
+    entries = raw_cache.build_cache([(pairs[0].short, 'input'), (pairs[0][1], 'gt')],
+                                    str(tmp_path), str(data), workers=1, progress=False)
+    with pytest.raises(cli.SidError) as e:
         train_Sony.CachedPairs(pairs, entries).check_shapes([0], 512)
     assert pairs[0].short in str(e.value) and '--ps=512' in str(e.value)
 
@@ -285,7 +289,7 @@ def test_missing_training_file_fails_before_training_naming_list_line(data, tmp_
     lines = open(os.path.join(str(data), 'Sony_train_list.txt')).read().splitlines()
     lines[1] = lines[1].replace('_00_', '_07_')
     bad = str(tmp_path / 'list.txt')
-    sid_io.write_list(lines, bad)
+    sid_lists.write_list(lines, bad)
     proc = train(data, tmp_path, '--epochs=1', '--train_list=%s' % bad)
     assert_one_line_error(proc, bad + ':2', 'file not found', '_07_')
     assert not os.path.exists(str(tmp_path / 'ckpt'))
@@ -294,7 +298,7 @@ def test_missing_training_file_fails_before_training_naming_list_line(data, tmp_
 def test_unreadable_raw_fails_before_training_naming_the_file(data, tmp_path):
     copy = tmp_path / 'copy'
     shutil.copytree(os.path.join(str(data), 'Sony'), str(copy / 'Sony'))
-    listed = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(copy))
+    listed = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(copy))
     victim = listed[-1][1]  # a training long exposure
     with open(victim, 'wb') as f:
         f.write(b'not a raw file' * 100)
@@ -339,10 +343,10 @@ def test_unwritable_output_folders_fail_in_one_line_before_step_1(data, tmp_path
 
 
 def test_damaged_cache_entry_is_rebuilt_before_training_never_used(data, tmp_path):
-    pairs = sid_io.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
+    pairs = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
     cache = str(tmp_path / 'cache')
-    entries = sid_io.build_cache([(pairs[0][1], 'gt')], cache, str(data), workers=1,
-                                 progress=False)
+    entries = raw_cache.build_cache([(pairs[0][1], 'gt')], cache, str(data), workers=1,
+                                    progress=False)
     victim = entries[(pairs[0][1], 'gt')]
     with open(victim, 'rb') as f:
         good = f.read()
@@ -533,13 +537,13 @@ def test_validation_pairs_default_explicit_and_off(data, tmp_path):
                                        said.append) is None
     assert said[1].startswith('validation off: %s not found' % (tmp_path / 'none.txt'))
     # Named on the command line, the same list is an error naming its first missing file.
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         train_Sony.validation_pairs(official, True, str(data), said.append)
     assert str(e.value).startswith('%s:1: file not found: ' % official)
     lines = open(val_list(data)).read().splitlines()
     only_burst_1 = str(tmp_path / 'burst1.txt')
-    sid_io.write_list([l for l in lines if '_01_' in l.split()[0]], only_burst_1)
-    with pytest.raises(sid_io.SidError) as e:
+    sid_lists.write_list([l for l in lines if '_01_' in l.split()[0]], only_burst_1)
+    with pytest.raises(cli.SidError) as e:
         train_Sony.validation_pairs(only_burst_1, True, str(data), said.append)
     assert 'no pairs with burst index _00' in str(e.value) and len(said) == 2
 
@@ -552,10 +556,10 @@ class _Stop(object):
 def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
     import inference
     import metrics
-    pairs = train_Sony.training_pairs(sid_io.read_list(val_list(data), str(data)), True)
+    pairs = train_Sony.training_pairs(sid_lists.read_list(val_list(data), str(data)), True)
     raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
-    entries = sid_io.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
-                                 progress=False)
+    entries = raw_cache.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
+                                    progress=False)
     cached = train_Sony.CachedPairs(pairs, entries)
     with tf.Graph().as_default():
         packed, output = inference.build_network()
@@ -565,9 +569,9 @@ def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
             assert list(scores) == [0]  # the one burst _00 pair, by index
             psnr, ssim = scores[0]
             # The official path: pack_raw + amplify, the network, 8-bit images as test_Sony writes.
-            x = sid_io.amplify(sid_io.pack_raw(pairs[0].short), cached.ratios[0])
+            x = raw_io.amplify(raw_io.pack_raw(pairs[0].short), cached.ratios[0])
             out = inference.to_uint(sess.run(output, {packed: x[None]})[0])
-            gt = inference.to_uint(sid_io.read_ground_truth(pairs[0][1]))
+            gt = inference.to_uint(raw_io.read_ground_truth(pairs[0][1]))
             assert (psnr, ssim) == (metrics.psnr(out, gt), metrics.ssim(out, gt, 'skimage'))
             assert train_Sony.validate(sess, packed, output, cached, _Stop(15)) is None
 
@@ -580,7 +584,7 @@ def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_rest
         data, tmp_path, monkeypatch):
     """Scripted scores drive the rule; the weights are set to the epoch before each validation,
     so the best checkpoint's content tells which epoch it holds."""
-    pairs = train_Sony.training_pairs(sid_io.read_list(val_list(data), str(data)), True)
+    pairs = train_Sony.training_pairs(sid_lists.read_list(val_list(data), str(data)), True)
     held = type('Held', (), {'pairs': pairs, 'profile': camera.SONY})()
     best_dir = tmp_path / 'ckpt' / 'best'
     scores = []
@@ -634,14 +638,14 @@ def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_rest
     assert best_epoch_held() == (7, str(best_dir / 'model.ckpt-70'))
 
     # best/ of an earlier run while the main folder has nothing to resume: refused.
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         run([], True, 1)
     assert 'holds the best checkpoint of an earlier run (epoch 7)' in str(e.value)
     # A record of other pairs cannot be compared: refused, naming the file.
     other = dict(record, pairs=['20002_00_0.1s.dng'], checkpoint='model.ckpt-70')
     with open(str(best_dir / 'best.json'), 'w') as f:
         json.dump(other, f)
-    with pytest.raises(sid_io.SidError) as e:
+    with pytest.raises(cli.SidError) as e:
         run([], False, 1)
     assert str(e.value).startswith('%s: the best checkpoint was scored on other validation pairs'
                                    % (best_dir / 'best.json'))
@@ -815,7 +819,7 @@ def test_a_last_epoch_whose_validation_never_finished_is_validated_before_nothin
 KEEP_BEST_CHILD = """
 import os, signal, sys
 import tensorflow.compat.v1 as tf
-import network, sid_io, train_Sony
+import network, safe_files, train_Sony
 tf.disable_v2_behavior()
 best_dir, point = sys.argv[1], sys.argv[2]
 with tf.Graph().as_default():
@@ -826,7 +830,7 @@ with tf.Graph().as_default():
         train_Sony.keep_best(saver, sess, best_dir, 10, {'epoch': 1, 'psnr': 20.0})
         def kill(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
-        module = train_Sony if point == 'write_record' else sid_io
+        module = train_Sony if point == 'write_record' else safe_files
         real = getattr(module, point)
         def kill_after(*args, **kwargs):
             result = real(*args, **kwargs)
@@ -884,7 +888,7 @@ def test_validation_off_is_the_training_without_it(data, trained, tmp_path):
 def test_an_explicit_validation_list_with_missing_files_fails_before_training(data, tmp_path):
     lines = open(val_list(data)).read().splitlines()
     bad = str(tmp_path / 'val.txt')
-    sid_io.write_list([lines[0].replace('20001_', '20009_')], bad)
+    sid_lists.write_list([lines[0].replace('20001_', '20009_')], bad)
     proc = train(data, tmp_path, '--epochs=1', '--val_list=%s' % bad)
     assert_one_line_error(proc, bad + ':1: file not found', '20009_00_')
     assert not os.path.exists(str(tmp_path / 'ckpt'))
@@ -894,7 +898,7 @@ def test_a_second_run_on_a_checkpoint_folder_in_use_is_refused_in_one_line(data,
     """Two runs on one folder would delete each other's temporaries and checkpoints (leftover
     cleaning, keep-2): the second stops in one line naming the first; the lock goes with it."""
     first = popen_train(data, tmp_path, '--epochs=1000')
-    lock = tmp_path / 'ckpt' / sid_io.LOCK_NAME
+    lock = tmp_path / 'ckpt' / safe_files.LOCK_NAME
     try:
         for line in first.stdout:  # training: the folder is held
             if train_Sony.STEP_LOG_RE.match(line.strip()):
@@ -940,9 +944,9 @@ def pipeline_patches(data, crops):
 
 
 def cached_pairs(list_path, data_dir, cache, profile):
-    pairs = sid_io.read_list(list_path, data_dir)
-    entries = sid_io.build_cache(camera.cache_jobs(pairs, profile), cache, data_dir, workers=1,
-                                 progress=False)
+    pairs = sid_lists.read_list(list_path, data_dir)
+    entries = raw_cache.build_cache(camera.cache_jobs(pairs, profile), cache, data_dir, workers=1,
+                                    progress=False)
     return pairs, train_Sony.CachedPairs(pairs, entries, profile)
 
 
@@ -965,10 +969,10 @@ def test_bayer_patches_are_the_formula_with_each_files_levels_and_the_red_cut(
             counts = raw.raw_image_visible.astype(np.float32)[:, 1:-1]  # R at column 1
         full = np.stack([(np.maximum(counts[y::2, x::2] - black[(y, (x + 1) % 2)], 0) /
                           np.float32(4095 - black[(y, (x + 1) % 2)]))
-                         for y, x in sid_io.BAYER_OFFSETS], axis=-1)
-        full *= np.float32(sid_io.exposure_ratio(pair.short, pair.long))
+                         for y, x in raw_io.BAYER_OFFSETS], axis=-1)
+        full *= np.float32(sid_lists.exposure_ratio(pair.short, pair.long))
         with rawpy.imread(pair.long) as raw:
-            rgb = raw.postprocess(**dict(sid_io.GT_POSTPROCESS, user_flip=0))[:, 1:-1]
+            rgb = raw.postprocess(**dict(raw_io.GT_POSTPROCESS, user_flip=0))[:, 1:-1]
         want = official_patch(full, rgb.astype(np.float32) / np.float32(65535), crop, PS)
         np.testing.assert_allclose(inp[0], want[0], rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(gt[0], want[1])
@@ -1020,5 +1024,5 @@ def test_bayer_without_a_list_and_sony_on_another_cfa_fail_in_one_line(tiny_baye
 def test_sony_runs_keep_the_sony_cache_kinds(trained, data):
     # (a kill -9 test may have left require_writable_dir's hidden probe: not an entry)
     kinds = set(n.split('.')[-3] for _, _, names in os.walk(str(data / 'cache')) for n in names
-                if not n.startswith(sid_io.TEMP_PREFIX))
+                if not n.startswith(safe_files.TEMP_PREFIX))
     assert kinds == {'input', 'gt'}

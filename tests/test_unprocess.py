@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import make_dataset
-import sid_io
+import raw_io
 import unprocess
 
 GAINS = (2.1, 1.0, 1.7)
@@ -55,7 +55,7 @@ def test_libraw_develops_an_unprocessed_raw_back_to_the_photos_linear_colours(tm
     make_dataset.write_dng(path, counts.astype(np.uint16), 100, 8.0, 10.0,
                            color_matrix=unprocess.SONY_A7S2_XYZ_TO_CAMERA,
                            neutral=[1 / g for g in GAINS])
-    developed = sid_io.postprocess(path, gamma=(1, 1)) / sid_io.GT_SCALE
+    developed = raw_io.postprocess(path, gamma=(1, 1)) / raw_io.GT_SCALE
     expected = unprocess.srgb_to_linear(unprocess.untone(srgb))
     border = 4  # the demosaic's edge
     error = (developed - expected)[border:-border, border:-border]
