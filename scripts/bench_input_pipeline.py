@@ -28,11 +28,12 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import cli
+import cli  # noqa: E402
 import npu_config  # noqa: E402
-import raw_cache
-import raw_io
-import sid_lists
+import pipeline  # noqa: E402
+import raw_cache  # noqa: E402
+import raw_io  # noqa: E402
+import sid_lists  # noqa: E402
 import train_Sony  # noqa: E402
 
 RESULT_PREFIX = 'BENCH '  # child processes report one JSON line with this prefix
@@ -87,15 +88,15 @@ def tf_v1():
 def project_data(pairs, data_dir, ps):
     raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
     entries = raw_cache.build_cache(raws, os.path.join(data_dir, 'cache'), data_dir, progress=False)
-    data = train_Sony.CachedPairs(pairs, entries)
-    scenes = train_Sony.group_scenes(pairs)
+    data = pipeline.CachedPairs(pairs, entries)
+    scenes = pipeline.group_scenes(pairs)
     shapes = data.check_shapes(range(len(pairs)), ps)
 
     def crops():
         epoch = 1
         while True:
-            for crop in train_Sony.epoch_crops(scenes, shapes, ps, len(scenes),
-                                               train_Sony.epoch_rng(0, epoch, 0)):
+            for crop in pipeline.epoch_crops(scenes, shapes, ps, len(scenes),
+                                             pipeline.epoch_rng(0, epoch, 0)):
                 yield crop
             epoch += 1
     return data, crops
@@ -147,7 +148,7 @@ def bench_rate(pairs, data_dir, ps, count):
         in_ph = tf.placeholder(tf.float32, [1, ps, ps, 4])
         gt_ph = tf.placeholder(tf.float32, [1, 2 * ps, 2 * ps, 3])
         naive_sum = tf.reduce_sum(in_ph) + tf.reduce_sum(gt_ph)
-        batch = train_Sony.input_pipeline(data, crops, ps, 1, npu_config.Distribution().cores())
+        batch = pipeline.input_pipeline(data, crops, ps, 1, npu_config.Distribution().cores())
         project_sum = tf.reduce_sum(batch[0]) + tf.reduce_sum(batch[1])
         rng = np.random.RandomState(0)
         with tf.Session() as sess:
@@ -162,14 +163,14 @@ def bench_rate(pairs, data_dir, ps, count):
 
 
 def bench_threads(pairs, data_dir, ps, count, threads):
-    """Patches/s of train_Sony.input_pipeline with each crop-thread count, rounds alternating."""
+    """Patches/s of pipeline.input_pipeline with each crop-thread count, rounds alternating."""
     tf = tf_v1()
     data, crops = project_data(pairs, data_dir, ps)
     results = dict((n, []) for n in threads)
     with tf.Graph().as_default():
         sums = {}
         for n in threads:
-            batch = train_Sony.input_pipeline(data, crops, ps, 1, n)
+            batch = pipeline.input_pipeline(data, crops, ps, 1, n)
             sums[n] = tf.reduce_sum(batch[0]) + tf.reduce_sum(batch[1])
         with tf.Session() as sess:
             for _ in range(ROUNDS):
@@ -185,7 +186,7 @@ def naive_train(list_path, data_dir, ps, launched):
     import network
     tf = tf_v1()
     pairs = sid_lists.read_list(list_path, data_dir)
-    scenes = train_Sony.group_scenes(pairs)
+    scenes = pipeline.group_scenes(pairs)
     in_ph = tf.placeholder(tf.float32, [None, None, None, 4])
     gt_ph = tf.placeholder(tf.float32, [None, None, None, 3])
     loss = tf.reduce_mean(tf.abs(network.unet(in_ph) - gt_ph))
@@ -237,7 +238,7 @@ def bench_step(pairs, data_dir, ps, steps):
     tf = tf_v1()
     data, crops = project_data(pairs, data_dir, ps)
     threads = npu_config.Distribution().cores()
-    inputs, targets = train_Sony.input_pipeline(data, crops, ps, 1, threads)[:2]
+    inputs, targets = pipeline.input_pipeline(data, crops, ps, 1, threads)[:2]
     loss = tf.reduce_mean(tf.abs(network.unet(inputs) - targets))
     train_op = tf.train.AdamOptimizer(train_Sony.LEARNING_RATE).minimize(loss)
     rng = np.random.RandomState(0)

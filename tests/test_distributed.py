@@ -148,8 +148,8 @@ def test_horovod_two_workers_train_identically_and_only_rank0_writes(tiny_datase
 # Each rank's validated pairs and their scores, printed by the rank that scored them.
 LOGGED_VALIDATION = r'''
 import os
-import train_Sony
-_validate = train_Sony.validate
+import validation
+_validate = validation.validate
 
 
 def logged_validate(*args):
@@ -160,7 +160,7 @@ def logged_validate(*args):
     return scores
 
 
-train_Sony.validate = logged_validate
+validation.validate = logged_validate
 '''
 VALIDATED_RE = re.compile(r'^VALIDATED rank=(\d+) pair=(\d+) psnr=(\S+) ssim=(\S+)$')
 

@@ -14,6 +14,8 @@ import camera
 import raw_cache
 import raw_io
 import sid_lists
+import pipeline
+import validation
 import train_Sony
 
 PS = 32
@@ -49,11 +51,11 @@ def test_patches_are_the_authors_x_trans_crops(tiny_fuji_dataset, tmp_path):
     raws = [(p.short, kinds[0]) for p in pairs] + [(p.long, kinds[1]) for p in pairs]
     entries = raw_cache.build_cache(raws, str(tmp_path), str(tiny_fuji_dataset), workers=1,
                                     progress=False)
-    data = train_Sony.CachedPairs(pairs, entries, camera.FUJI)
+    data = pipeline.CachedPairs(pairs, entries, camera.FUJI)
     shapes = data.check_shapes(range(len(pairs)), PS)
     assert set(shapes.values()) == {(170, 172)}
     for flips in ((0, 0, 0), (1, 0, 1), (0, 1, 1)):
-        crop = train_Sony.Crop(1, 101, 37, *flips)
+        crop = pipeline.Crop(1, 101, 37, *flips)
         pair = pairs[crop.pair]
         ratio = sid_lists.exposure_ratio(pair.short, pair.long)
         full = np.minimum(camera.packed_raw(pair.short, camera.FUJI) * np.float32(ratio), 1.0)
@@ -111,8 +113,8 @@ def test_validation_on_x_trans_keeps_a_best_checkpoint_that_test_fuji_runs(tiny_
     found = [train_Sony.VAL_LOG_RE.match(l) for l in proc.stdout.splitlines()]
     found = [m for m in found if m]
     assert len(found) == 1 and found[0].group(1) == '1'
-    best = tmp_path / 'ckpt' / train_Sony.BEST_DIR
-    assert (best / train_Sony.BEST_FILE).is_file()
+    best = tmp_path / 'ckpt' / validation.BEST_DIR
+    assert (best / validation.BEST_FILE).is_file()
     test = run_script('test_Fuji.py', '--data_dir=%s' % tiny_fuji_dataset,
                       '--test_list=%s' % (tiny_fuji_dataset / 'Fuji_test_list.txt'),
                       '--checkpoint_dir=%s' % best, '--result_dir=%s' % (tmp_path / 'res'))

@@ -19,17 +19,17 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import ROOT, ctrl_c_enabled, make_tiny_dataset, run_script
+from test_validation import best_files, consistent_best
 
-import camera
 import checkpoints
 import cli
 import network
-import npu_config
+import pipeline
 import raw_cache
-import raw_io
 import safe_files
 import sid_lists
 import train_Sony
+import validation
 
 PS = 32
 STEPS = 3  # the tiny dataset has 3 training scenes
@@ -92,94 +92,12 @@ def test_learning_rate_schedule():
     assert lr(4, 2e-4, 4) == 2e-4 and lr(5, 2e-4, 4) == pytest.approx(2e-5)
 
 
-def test_first_burst_only_keeps_burst_00_of_every_scene(data):
-    pairs = sid_lists.read_list(str(data / 'Sony_train_list.txt'), str(data))
-    assert train_Sony.training_pairs(pairs) == pairs and len(pairs) == 6
-    first = train_Sony.training_pairs(pairs, first_burst_only=True)
-    assert [os.path.basename(p.short)[:8] for p in first] == ['00001_00', '00002_00', '00003_00']
-    assert list(train_Sony.group_scenes(first)) == list(train_Sony.group_scenes(pairs))
-
-
-@pytest.mark.parametrize('n_scenes,world,batch', [(3, 1, 1), (7, 2, 1), (7, 3, 2), (161, 8, 1)])
-def test_every_rank_runs_the_same_steps_and_an_epoch_covers_every_scene(n_scenes, world, batch):
-    scenes = dict((1 + s, [s]) for s in range(n_scenes))
-    shapes = dict((s, (40, 60)) for s in range(n_scenes))
-    steps = train_Sony.steps_per_epoch(n_scenes, world, batch)
-    seen = set()
-    for rank in range(world):
-        mine = dict((s, scenes[s]) for s in sorted(scenes)[rank::world])
-        crops = train_Sony.epoch_crops(mine, shapes, PS, steps * batch,
-                                       train_Sony.epoch_rng(0, 1, rank))
-        assert len(crops) == steps * batch
-        seen |= set(c.pair for c in crops)
-    assert seen == set(range(n_scenes))
-
-
-def test_crop_sampling_is_seeded_uniform_and_flips_each_way():
-    scenes = {1: [0, 1], 2: [2]}
-    shapes = {0: (40, 60), 1: (40, 60), 2: (34, 32)}
-    draw = lambda seed, epoch: train_Sony.epoch_crops(scenes, shapes, PS, 400,  # noqa: E731
-                                                      train_Sony.epoch_rng(seed, epoch, 0))
-    assert draw(0, 5) == draw(0, 5) and draw(0, 5) != draw(0, 6) and draw(0, 5) != draw(1, 5)
-    crops = draw(0, 1)
-    assert set(c.pair for c in crops) == {0, 1, 2}
-    for c in crops:
-        h, w = shapes[c.pair]
-        assert 0 <= c.y <= h - PS and 0 <= c.x <= w - PS
-    assert {c.y for c in crops if c.pair == 2} == {0, 1, 2}  # last position included
-    for field in ('flip_v', 'flip_h', 'transpose'):
-        share = np.mean([getattr(c, field) for c in crops])
-        assert 0.4 < share < 0.6
-
-
-def official_patch(full_input, full_gt, crop, ps):
-    """The official code's order: crop the RAM images, flip axis 1, flip axis 2, transpose, clip."""
-    a = full_input[None, crop.y:crop.y + ps, crop.x:crop.x + ps, :]
-    b = full_gt[None, crop.y * 2:crop.y * 2 + ps * 2, crop.x * 2:crop.x * 2 + ps * 2, :]
-    if crop.flip_v:
-        a, b = np.flip(a, axis=1), np.flip(b, axis=1)
-    if crop.flip_h:
-        a, b = np.flip(a, axis=2), np.flip(b, axis=2)
-    if crop.transpose:
-        a, b = np.transpose(a, (0, 2, 1, 3)), np.transpose(b, (0, 2, 1, 3))
-    return np.minimum(a, 1.0)[0], b[0]
-
-
-def test_pipeline_gives_exactly_the_official_in_ram_patches(data, tmp_path):
-    pairs = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))
-    raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
-    entries = raw_cache.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
-                                    progress=False)
-    cached = train_Sony.CachedPairs(pairs, entries)
-    scenes = train_Sony.group_scenes(pairs)
-    shapes = cached.check_shapes(range(len(pairs)), PS)
-    crops = train_Sony.epoch_crops(scenes, shapes, PS, 24, train_Sony.epoch_rng(7, 1, 0))
-    assert len(set(crops)) == 24 and {c.transpose for c in crops} == {0, 1}
-    with tf.Graph().as_default():
-        batch = train_Sony.input_pipeline(cached, lambda: iter(crops), PS, 1)
-        with tf.Session() as sess:
-            got = [sess.run(batch) for _ in crops]
-    # The official path: whole images decoded to float32 and amplified (unclipped) in RAM.
-    full = {}
-    for crop, (inp, gt, scene, ratio, ready) in zip(crops, got):
-        pair = pairs[crop.pair]
-        r = sid_lists.exposure_ratio(pair.short, pair[1])
-        if crop.pair not in full:
-            full[crop.pair] = (raw_io.pack_raw(pair.short) * np.float32(r),
-                               raw_io.read_ground_truth(pair[1]))
-        want_inp, want_gt = official_patch(full[crop.pair][0], full[crop.pair][1], crop, PS)
-        np.testing.assert_array_equal(inp[0], want_inp)
-        np.testing.assert_array_equal(gt[0], want_gt)
-        assert (scene[0], ratio[0]) == (sid_lists.parse_name(pair.short)[0], r)
-        assert ready[0] > 0
-
-
 def test_patch_larger_than_a_raw_is_an_error_naming_the_file(data, tmp_path):
     pairs = sid_lists.read_list(os.path.join(str(data), 'Sony_train_list.txt'), str(data))[:1]
     entries = raw_cache.build_cache([(pairs[0].short, 'input'), (pairs[0][1], 'gt')],
                                     str(tmp_path), str(data), workers=1, progress=False)
     with pytest.raises(cli.SidError) as e:
-        train_Sony.CachedPairs(pairs, entries).check_shapes([0], 512)
+        pipeline.CachedPairs(pairs, entries).check_shapes([0], 512)
     assert pairs[0].short in str(e.value) and '--ps=512' in str(e.value)
 
 
@@ -522,145 +440,6 @@ def test_validation_log_line_parses_back_with_its_regex():
     assert 'Loss=' not in line and 'Time=' not in line  # ModelZoo greps see step lines only
 
 
-def test_validation_pairs_default_explicit_and_off(data, tmp_path):
-    said = []
-    got = train_Sony.validation_pairs(val_list(data), True, str(data), said.append)
-    assert [os.path.basename(p.short)[:8] for p in got] == ['20001_00'] and not said
-    assert train_Sony.validation_pairs('', False, str(data), said.append) is None and not said
-    # The default list whose files are absent (the authors' list over the tiny data): off, 1 line.
-    official = os.path.join(ROOT, 'Sony_val_list.txt')
-    assert train_Sony.validation_pairs(official, False, str(data), said.append) is None
-    assert len(said) == 1 and said[0].startswith(
-        'validation off: %s: 56 files of its 36 burst _00 pairs are missing under %s'
-        % (official, data))
-    assert train_Sony.validation_pairs(str(tmp_path / 'none.txt'), False, str(data),
-                                       said.append) is None
-    assert said[1].startswith('validation off: %s not found' % (tmp_path / 'none.txt'))
-    # Named on the command line, the same list is an error naming its first missing file.
-    with pytest.raises(cli.SidError) as e:
-        train_Sony.validation_pairs(official, True, str(data), said.append)
-    assert str(e.value).startswith('%s:1: file not found: ' % official)
-    lines = open(val_list(data)).read().splitlines()
-    only_burst_1 = str(tmp_path / 'burst1.txt')
-    sid_lists.write_list([l for l in lines if '_01_' in l.split()[0]], only_burst_1)
-    with pytest.raises(cli.SidError) as e:
-        train_Sony.validation_pairs(only_burst_1, True, str(data), said.append)
-    assert 'no pairs with burst index _00' in str(e.value) and len(said) == 2
-
-
-class _Stop(object):
-    def __init__(self, signum=None):
-        self.signum = signum
-
-
-def test_validate_scores_every_pair_and_stops_on_a_signal(data, tmp_path):
-    import inference
-    import metrics
-    pairs = train_Sony.training_pairs(sid_lists.read_list(val_list(data), str(data)), True)
-    raws = [(p.short, 'input') for p in pairs] + [(p[1], 'gt') for p in pairs]
-    entries = raw_cache.build_cache(raws, str(tmp_path / 'cache'), str(data), workers=1,
-                                    progress=False)
-    cached = train_Sony.CachedPairs(pairs, entries)
-    with tf.Graph().as_default():
-        packed, output = inference.build_network()
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            scores = train_Sony.validate(sess, packed, output, cached, _Stop())
-            assert list(scores) == [0]  # the one burst _00 pair, by index
-            psnr, ssim = scores[0]
-            # The official path: pack_raw + amplify, the network, 8-bit images as test_Sony writes.
-            x = raw_io.amplify(raw_io.pack_raw(pairs[0].short), cached.ratios[0])
-            out = inference.to_uint(sess.run(output, {packed: x[None]})[0])
-            gt = inference.to_uint(raw_io.read_ground_truth(pairs[0][1]))
-            assert (psnr, ssim) == (metrics.psnr(out, gt), metrics.ssim(out, gt, 'skimage'))
-            assert train_Sony.validate(sess, packed, output, cached, _Stop(15)) is None
-
-
-def best_files(folder):
-    return sorted(os.listdir(str(folder)))
-
-
-def test_best_checkpoint_changes_only_when_the_psnr_improves_and_survives_a_restart(
-        data, tmp_path, monkeypatch):
-    """Scripted scores drive the rule; the weights are set to the epoch before each validation,
-    so the best checkpoint's content tells which epoch it holds."""
-    pairs = train_Sony.training_pairs(sid_lists.read_list(val_list(data), str(data)), True)
-    held = type('Held', (), {'pairs': pairs, 'profile': camera.SONY})()
-    best_dir = tmp_path / 'ckpt' / 'best'
-    scores = []
-    monkeypatch.setattr(train_Sony, 'validate', lambda *args: {0: scores.pop(0)})
-    said = []
-
-    def run(sequence, fresh_start, first_epoch):
-        """Validate after each epoch of `sequence` ((psnr, ssim) each); the parsed log lines."""
-        scores.extend(sequence)
-        with tf.Graph().as_default():
-            network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
-            weights_saver = tf.train.Saver(network.model_variables())
-            bias = [v for v in network.model_variables() if v.op.name == 'g_conv1_1/biases'][0]
-            validator = train_Sony.Validator(held, 'val.txt', str(best_dir), weights_saver,
-                                             fresh_start, said.append,
-                                             npu_config.Distribution('none'))
-            with tf.Session() as sess:
-                sess.run(tf.global_variables_initializer())
-                writer = tf.summary.FileWriter(str(tmp_path / 'tb'))
-                for epoch in range(first_epoch, first_epoch + len(sequence)):
-                    sess.run(bias.assign(tf.fill(tf.shape(bias), float(epoch))))
-                    assert validator(sess, epoch, 10 * epoch, writer, _Stop())
-                writer.close()
-        return [train_Sony.VAL_LOG_RE.match(line).groups() for line in said
-                if train_Sony.VAL_LOG_RE.match(line)]
-
-    def best_epoch_held():
-        prefix = checkpoints.find(str(best_dir))
-        return int(tf.train.load_variable(prefix, 'g_conv1_1/biases')[0]), prefix
-
-    logged = run([(20.0, 0.5), (19.0, 0.6), (21.0, 0.4), (21.0, 0.9), (18.0, 0.1)], True, 1)
-    assert [(g[2], g[4], g[5]) for g in logged] == [
-        ('20.0000', '20.0000', '1'), ('19.0000', '20.0000', '1'), ('21.0000', '21.0000', '3'),
-        ('21.0000', '21.0000', '3'), ('18.0000', '21.0000', '3')]
-    assert best_epoch_held() == (3, str(best_dir / 'model.ckpt-30'))
-    assert best_files(best_dir) == ['best.json', 'checkpoint', 'model.ckpt-30.data-00000-of-00001',
-                                    'model.ckpt-30.index']
-    record = json.load(open(str(best_dir / 'best.json')))
-    assert (record['epoch'], record['global_step'], record['psnr'], record['checkpoint'],
-            record['ssim_protocol']) == (3, 30, 21.0, 'model.ckpt-30', 'skimage')
-    assert record['ssim'] == pytest.approx(0.4, abs=1e-14)  # through float32 pairs (48 bits)
-    assert record['pairs'] == [os.path.basename(pairs[0].short)]
-    assert not [n for n in os.listdir(str(best_dir.parent)) if n != 'best']  # nothing else
-
-    # A restart reads the best score back (and clears a killed save's leftovers in best/).
-    (best_dir / '.tmp-killed').write_bytes(b'x')
-    del said[:]
-    logged = run([(20.5, 0.9), (22.0, 0.8)], False, 6)
-    assert said[0] == 'removed 1 leftovers of an interrupted save from %s (.tmp-killed)' % best_dir
-    assert [(g[0], g[4], g[5]) for g in logged] == [('6', '21.0000', '3'), ('7', '22.0000', '7')]
-    assert best_epoch_held() == (7, str(best_dir / 'model.ckpt-70'))
-
-    # best/ of an earlier run while the main folder has nothing to resume: refused.
-    with pytest.raises(cli.SidError) as e:
-        run([], True, 1)
-    assert 'holds the best checkpoint of an earlier run (epoch 7)' in str(e.value)
-    # A record of other pairs cannot be compared: refused, naming the file.
-    other = dict(record, pairs=['20002_00_0.1s.dng'], checkpoint='model.ckpt-70')
-    with open(str(best_dir / 'best.json'), 'w') as f:
-        json.dump(other, f)
-    with pytest.raises(cli.SidError) as e:
-        run([], False, 1)
-    assert str(e.value).startswith('%s: the best checkpoint was scored on other validation pairs'
-                                   % (best_dir / 'best.json'))
-    # A kill between the checkpoint and its record: one warning, the next validation rewrites both.
-    with open(str(best_dir / 'best.json'), 'w') as f:
-        json.dump(dict(record, checkpoint='model.ckpt-30'), f)
-    del said[:]
-    logged = run([(1.0, 0.1)], False, 8)
-    assert said[0] == ('warning: %s names model.ckpt-30 but %s holds model.ckpt-70 (an '
-                       'interrupted update); the next validation replaces both'
-                       % (best_dir / 'best.json', best_dir))
-    assert [(g[4], g[5]) for g in logged] == [('1.0000', '8')]
-    assert best_epoch_held() == (8, str(best_dir / 'model.ckpt-80'))
-
-
 @pytest.fixture(scope='module')
 def validated(data, tmp_path_factory):
     """Three epochs validated after each, shared read-only."""
@@ -735,13 +514,6 @@ def test_a_resumed_run_keeps_the_best_score(data, validated, tmp_path):
     assert 'warning' not in proc.stdout
 
 
-def consistent_best(best_dir):
-    """best.json, once it describes the checkpoint best/ holds."""
-    record = json.load(open(str(best_dir / 'best.json')))
-    assert record['checkpoint'] == os.path.basename(checkpoints.find(str(best_dir)))
-    return record
-
-
 @pytest.mark.parametrize('psnr', ['1e6', 'NaN', '-3'])
 def test_an_implausible_best_record_is_one_line_naming_it_even_with_nothing_to_do(
         data, validated, tmp_path, psnr):
@@ -814,51 +586,6 @@ def test_a_last_epoch_whose_validation_never_finished_is_validated_before_nothin
     assert consistent_best(other / 'ckpt' / 'best')['last_validated'] == 2
     proc = train(data, other, *(args[:2] + ['--val_every=2']))
     assert proc.returncode == 0 and 'nothing to do' in proc.stdout, proc.stderr[-3000:]
-
-
-KEEP_BEST_CHILD = """
-import os, signal, sys
-import tensorflow.compat.v1 as tf
-import network, safe_files, train_Sony
-tf.disable_v2_behavior()
-best_dir, point = sys.argv[1], sys.argv[2]
-with tf.Graph().as_default():
-    network.unet(tf.placeholder(tf.float32, [1, None, None, 4]))
-    saver = tf.train.Saver(network.model_variables())
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        train_Sony.keep_best(saver, sess, best_dir, 10, {'epoch': 1, 'psnr': 20.0})
-        def kill(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
-        module = train_Sony if point == 'write_record' else safe_files
-        real = getattr(module, point)
-        def kill_after(*args, **kwargs):
-            result = real(*args, **kwargs)
-            kill()
-            return result
-        setattr(module, point, kill if point == 'write_record' else kill_after)
-        train_Sony.keep_best(saver, sess, best_dir, 20, {'epoch': 2, 'psnr': 21.0})
-"""
-
-
-@pytest.mark.parametrize('point', ['write_record', 'fsync_tree', 'replace_folder'])
-def test_kill_9_at_each_step_of_keep_best_leaves_best_and_its_record_agreeing(tmp_path, point):
-    """best/ and best.json are one unit (issue 16, case 6): killed before the record, before the
-    swap, or right after it, best/ holds the old pair or the new one; the leftover goes at the
-    next start."""
-    best = tmp_path / 'ckpt' / 'best'
-    proc = subprocess.run([sys.executable, '-c', KEEP_BEST_CHILD, str(best), point],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2'),
-                          timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
-    record = consistent_best(best)
-    assert (record['epoch'], record['checkpoint']) == (
-        (2, 'model.ckpt-20') if point == 'replace_folder' else (1, 'model.ckpt-10'))
-    left = [n for n in os.listdir(str(best.parent)) if n != 'best']
-    assert len(left) == 1 and left[0].startswith('.tmp-') and left[0].endswith('-best')
-    assert checkpoints.remove_leftovers(str(best.parent)) == left
-    assert os.listdir(str(best.parent)) == ['best']
 
 
 STARTUP_LINES = ('device=cpu precision=fp32', 'Sony: 6 pairs in 3 scenes (3 on this rank), 3 steps')
@@ -936,63 +663,6 @@ def test_checkpoint_every_saves_those_epochs_and_the_last_and_resume_follows(dat
 
 # ---------------------------------------------------------------- --camera=bayer
 
-def pipeline_patches(data, crops):
-    with tf.Graph().as_default():
-        batch = train_Sony.input_pipeline(data, lambda: iter(crops), PS, 1)
-        with tf.Session() as sess:
-            return [sess.run(batch)[:2] for _ in crops]
-
-
-def cached_pairs(list_path, data_dir, cache, profile):
-    pairs = sid_lists.read_list(list_path, data_dir)
-    entries = raw_cache.build_cache(camera.cache_jobs(pairs, profile), cache, data_dir, workers=1,
-                                    progress=False)
-    return pairs, train_Sony.CachedPairs(pairs, entries, profile)
-
-
-def test_bayer_patches_are_the_formula_with_each_files_levels_and_the_red_cut(
-        tiny_bayer_dataset, tmp_path):
-    """Another camera (12-bit GRBG, black 600-603 per site): input (counts - black_c) /
-    (white_c - black_c) at the R, G, B, G sites of the mosaic cut to start on red (the first and
-    last columns go), amplified, clipped; target the development cut alike, at 2x the offset."""
-    import rawpy
-    pairs, data = cached_pairs(str(tiny_bayer_dataset / 'Bayer_train_list.txt'),
-                               str(tiny_bayer_dataset), str(tmp_path), camera.BAYER)
-    shapes = data.check_shapes(range(len(pairs)), PS)
-    assert set(shapes.values()) == {(48, 67)}  # 96 x 136 -> 96 x 134
-    crops = train_Sony.epoch_crops(train_Sony.group_scenes(pairs), shapes, PS, 6,
-                                   train_Sony.epoch_rng(3, 1, 0))
-    black = {(0, 0): 600, (0, 1): 601, (1, 0): 602, (1, 1): 603}  # the generator's, per site
-    for crop, (inp, gt) in zip(crops, pipeline_patches(data, crops)):
-        pair = pairs[crop.pair]
-        with rawpy.imread(pair.short) as raw:
-            counts = raw.raw_image_visible.astype(np.float32)[:, 1:-1]  # R at column 1
-        full = np.stack([(np.maximum(counts[y::2, x::2] - black[(y, (x + 1) % 2)], 0) /
-                          np.float32(4095 - black[(y, (x + 1) % 2)]))
-                         for y, x in raw_io.BAYER_OFFSETS], axis=-1)
-        full *= np.float32(sid_lists.exposure_ratio(pair.short, pair.long))
-        with rawpy.imread(pair.long) as raw:
-            rgb = raw.postprocess(**dict(raw_io.GT_POSTPROCESS, user_flip=0))[:, 1:-1]
-        want = official_patch(full, rgb.astype(np.float32) / np.float32(65535), crop, PS)
-        np.testing.assert_allclose(inp[0], want[0], rtol=1e-6, atol=1e-7)
-        np.testing.assert_array_equal(gt[0], want[1])
-        assert 0 < inp[0].mean() and inp[0].max() <= 1
-
-
-def test_bayer_path_on_rggb_raws_with_the_sony_levels_gives_the_sony_patches(data, tmp_path):
-    """The Sony set's raws (RGGB, 512/16383, even sides: the cut keeps everything) through
-    --camera=bayer: the same patches bit for bit, from cache entries of their own kinds."""
-    list_path = os.path.join(str(data), 'Sony_train_list.txt')
-    pairs, sony = cached_pairs(list_path, str(data), str(tmp_path), camera.SONY)
-    _, bayer = cached_pairs(list_path, str(data), str(tmp_path), camera.BAYER)
-    shapes = sony.check_shapes(range(len(pairs)), PS)
-    assert bayer.check_shapes(range(len(pairs)), PS) == shapes
-    assert set(sony.inputs).isdisjoint(bayer.inputs) and set(sony.targets).isdisjoint(bayer.targets)
-    crops = train_Sony.epoch_crops(train_Sony.group_scenes(pairs), shapes, PS, 6,
-                                   train_Sony.epoch_rng(5, 1, 0))
-    for (a, b), (c, d) in zip(pipeline_patches(sony, crops), pipeline_patches(bayer, crops)):
-        assert a.tobytes() == c.tobytes() and b.tobytes() == d.tobytes()
-
 
 def test_bayer_trains_two_epochs_with_validation(tiny_bayer_dataset, tmp_path):
     lists = dict((k, str(tiny_bayer_dataset / ('Bayer_%s_list.txt' % k))) for k in ('train', 'val'))
@@ -1003,7 +673,7 @@ def test_bayer_trains_two_epochs_with_validation(tiny_bayer_dataset, tmp_path):
     assert 'bayer: 6 pairs in 3 scenes (3 on this rank), 3 steps of batch 1' in proc.stdout
     assert [int(g[0]) for g in parsed(proc.stdout, train_Sony.EPOCH_LOG_RE)] == [1, 2]
     assert [g[0] for g in parsed(proc.stdout, train_Sony.VAL_LOG_RE)] == ['2']
-    assert (tmp_path / 'ckpt' / train_Sony.BEST_DIR / train_Sony.BEST_FILE).is_file()
+    assert (tmp_path / 'ckpt' / validation.BEST_DIR / validation.BEST_FILE).is_file()
     kinds = sorted(n.split('.')[-3] for _, _, names in os.walk(str(tmp_path / 'cache'))
                    for n in names)
     # 6 training and 1 validation short exposures, 3 + 1 long ones
