@@ -1,7 +1,9 @@
 """Run the test suite on every runtime this machine has, each in its own cached virtualenv.
 
-The project promises three stacks, so the suite runs on each one found (the interpreter running
-this script always; the others through pyenv or PATH):
+The project promises three stacks, so the suite can run on each one found (the interpreter
+running this script serves its own; the others come through pyenv or PATH). By default a
+developer's run takes only the driving interpreter's runtime and says so; --all and CI=true take
+all three:
 
     tf1.15   Python 3.7         TensorFlow 1.15.0 - the Ascend image's stack
     tf2.15   Python 3.8-3.11    tensorflow-cpu 2.15.1 (2.13.1 on 3.8) - what Horovod builds against
@@ -15,7 +17,8 @@ and the venvs live in ~/.cache/sid-for-ascend/venvs (SID_VENV_DIR) instead of th
 because every CI run starts from a fresh clone: a rerun then reuses them (their stamps still
 guard against stale requirements).
 
-    python3 scripts/test_runtimes.py                 # everything found
+    python3 scripts/test_runtimes.py                 # this Python's runtime (CI=true: all three)
+    python3 scripts/test_runtimes.py --all           # every runtime found
     python3 scripts/test_runtimes.py -k network      # arguments after the options go to pytest
     python3 scripts/test_runtimes.py --only=tf1.15   # one runtime
 Standard library only: it runs on whatever python3 the machine has, before any venv exists.
@@ -37,6 +40,9 @@ RUNTIMES = (
     ('current', ('3.13', '3.12'), False),  # Horovod 0.28.1 does not build against TF >= 2.16
 )
 CI_VENV_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'sid-for-ascend', 'venvs')
+# Minutes each runtime's suite took on 2 cores (CI=true bash .ci/run from a clean clone, venvs
+# reused); creating a venv the first time adds a few minutes of downloads and installs.
+MINUTES = {'tf1.15': 9, 'tf2.15': 8, 'current': 9}
 TABLE_HEADER = ('runtime', 'python', 'tensorflow', 'passed', 'failed', 'skipped', 'seconds')
 
 
@@ -78,6 +84,15 @@ def runtime_of(minor):
         if minor in minors:
             return name
     return None
+
+
+def runtimes_to_run(only, every, ci):
+    """The runtimes asked for (empty: all): --only's; all under --all or CI; else this Python's
+    own, so that a developer's plain run takes minutes, not the three runtimes' half hour."""
+    own = runtime_of('%d.%d' % sys.version_info[:2])
+    if only or every or ci or own is None:
+        return only
+    return [own]
 
 
 def choose_interpreters(only):
@@ -153,7 +168,8 @@ def print_table(rows):
 
 def main(argv):
     only = [a.split('=', 1)[1] for a in argv if a.startswith('--only=')]
-    pytest_args = [a for a in argv if not a.startswith('--only=')]
+    every = '--all' in argv
+    pytest_args = [a for a in argv if not a.startswith('--only=') and a != '--all']
     for name in only:
         if name not in [r[0] for r in RUNTIMES]:
             sys.exit('test_runtimes.py: unknown runtime %s (one of %s)'
@@ -161,7 +177,12 @@ def main(argv):
     ci = os.environ.get('CI', '').lower() == 'true'
     if ci:
         os.environ.setdefault('SID_VENV_DIR', CI_VENV_DIR)
-    chosen = choose_interpreters(only)
+    chosen = choose_interpreters(runtimes_to_run(only, every, ci))
+    minutes = sum(MINUTES[name] for name in chosen)
+    print('running the suite on %s: about %d minutes on 2 cores%s' % (
+        ', '.join(chosen), minutes, '' if len(chosen) == len(RUNTIMES) else
+        '; --all runs the three runtimes (tf1.15, tf2.15, current), about %d minutes'
+        % sum(MINUTES.values())), flush=True)
     # The TF 1.15 API checker needs Python >= 3.8 (ast feature_version): on the 3.7 runtime
     # tests/test_compat.py runs it with this interpreter instead.
     static_python = sys.executable if sys.version_info >= (3, 8) else ''

@@ -29,3 +29,12 @@ def test_the_running_interpreter_serves_its_own_runtime():
     own = test_runtimes.runtime_of('%d.%d' % sys.version_info[:2])
     assert own in [name for name, _, _ in test_runtimes.RUNTIMES]
     assert test_runtimes.choose_interpreters([own]) == {own: sys.executable}
+
+
+def test_a_plain_run_takes_this_pythons_runtime_and_all_or_ci_take_all():
+    own = test_runtimes.runtime_of('%d.%d' % sys.version_info[:2])
+    assert test_runtimes.runtimes_to_run([], False, False) == [own]
+    assert test_runtimes.runtimes_to_run([], True, False) == []  # empty: all of them
+    assert test_runtimes.runtimes_to_run([], False, True) == []
+    assert test_runtimes.runtimes_to_run(['tf1.15'], False, False) == ['tf1.15']
+    assert set(test_runtimes.MINUTES) == set(name for name, _, _ in test_runtimes.RUNTIMES)
