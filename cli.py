@@ -66,6 +66,8 @@ def run(main, define_flags, tensorflow=True, positional=False, hint=''):
     script takes its input from, for the refusal of a stray argument.
     """
     from absl import app
+    # absl's handler shows INFO records; matplotlib's first use says 'generated new fontManager'.
+    logging.getLogger('matplotlib').setLevel(logging.WARNING)
     define_flags()
     if any(arg in HELP_ARGS for arg in sys.argv[1:]):
         app.usage(shorthelp='--helpfull' not in sys.argv, writeto_stdout=True, exitcode=0)

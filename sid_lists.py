@@ -70,9 +70,21 @@ def read_list(list_path, data_dir, check_files=True):
         if check_files:
             for path in (short, long_):
                 if not os.path.isfile(path):
-                    raise SidError('%s: file not found: %s' % (where, path))
+                    raise SidError('%s: file not found: %s%s' % (where, path,
+                                                                 other_list_hint(list_path,
+                                                                                 data_dir)))
         pairs.append(Pair(short, long_, iso, fnumber, number))
     return pairs
+
+
+def other_list_hint(list_path, data_dir):
+    """'; pass <data_dir>/<name> ...' when the data folder has its own list of that name: the
+    authors' list in the project root names the real SID files, the generated set's lists
+    (scripts/make_dataset.py) live next to its raws."""
+    own = os.path.join(data_dir, os.path.basename(list_path))
+    if os.path.isfile(own) and os.path.abspath(own) != os.path.abspath(list_path):
+        return ' (%s lists the files in %s: pass it as the list)' % (own, data_dir)
+    return ''
 
 
 def _read_text_lines(list_path):

@@ -263,19 +263,47 @@ def start_session(f, rt, dist, graph, ckpt_path, done_epochs, say):
     return sess
 
 
+class Log(object):
+    """Where the run's lines go. --log_file gets every one (plot_training.py and parse_log.py read
+    them); stdout gets every one with --progress=lines (the ModelZoo launchers' logs), or under a
+    progress bar all but the per-step and per-epoch `detail` lines: a terminal then shows the
+    start, one bar for the whole run, and one line per validation. Only rank 0 logs."""
+
+    def __init__(self, path, chief, bar):
+        self.chief, self.bar = chief, None
+        self.file = open(path, 'a', buffering=1) if path and chief else None
+        self.quiet_details = bar
+
+    def __call__(self, line, detail=False):
+        if not self.chief:
+            return
+        if self.file is not None:
+            self.file.write(line + '\n')
+        if detail and self.quiet_details:
+            return
+        if self.bar is not None:
+            self.bar.write(line)  # above the bar, which stays at the bottom
+        else:
+            print(line)
+        sys.stdout.flush()
+
+
 class Epochs(object):
     """The training loop's state across epochs: the session's step functions, the newest
-    checkpoint, the log and the progress bar."""
+    checkpoint, the log, the summaries and the progress bar."""
 
-    def __init__(self, f, sess, graph, dist, rt, steps, start, last_saved, say):
+    def __init__(self, f, sess, graph, dist, rt, steps, start, first_epoch, last_saved, log):
+        from tqdm import tqdm
         self.f, self.sess, self.graph, self.dist, self.steps = f, sess, graph, dist, steps
-        self.start, self.last_saved, self.say = start, last_saved, say
+        self.start, self.last_saved, self.log = start, last_saved, log
         self.loss_scaled = rt.precision == 'mixed'  # skipped overflow steps are normal there
-        self.show_bar = f.progress == 'bar' or (f.progress == 'auto' and sys.stderr.isatty())
         self.writer = None
         if dist.is_chief:
             import tensorflow.compat.v1 as tf
             self.writer = tf.summary.FileWriter(f.result_dir)
+        if log.quiet_details and dist.is_chief:  # one bar for the whole run
+            log.bar = tqdm(total=steps * (f.epochs - first_epoch + 1), unit='step',
+                           desc='training', dynamic_ncols=True)
         self.step_fns = {}  # with and without sample outputs, each made on first use
         self.first = True
 
@@ -302,20 +330,17 @@ class Epochs(object):
     def run(self, epoch, lr, stop):
         """One epoch of steps; (mean loss, input wait s, last global step). A signal saves the
         epoch before and exits 128 + the signal: the interrupted epoch runs again in full."""
-        from tqdm import tqdm
-        f = self.f
+        f, bar = self.f, self.log.bar
         self.sess.run(self.graph.set_lr, {self.graph.lr_in: lr})
         keep_samples = self.dist.is_chief and epoch % f.save_freq == 0
         losses, waited = [], 0.0
-        bar = tqdm(total=self.steps, desc='epoch %d' % epoch, unit='step', leave=False,
-                   disable=not (self.dist.is_chief and self.show_bar))
         for step in range(1, self.steps + 1):
             run = self.step_fn(keep_samples)
             t0 = time.time()
             out = run()
             dt = time.time() - t0
             if self.first:
-                self.say(FIRST_STEP_LOG % (t0, t0 - self.start))
+                self.log(FIRST_STEP_LOG % (t0, t0 - self.start), detail=True)
                 self.first = False
             waited += max(0.0, float(np.max(out['ready'])) - t0)
             if not np.isfinite(out['loss']) and not self.loss_scaled:
@@ -324,21 +349,19 @@ class Epochs(object):
                     'checkpoint: %s' % (out['loss'], epoch, step, out['step'],
                                         self.last_saved or 'none yet'))
             losses.append(out['loss'])
-            if self.show_bar:
-                bar.set_postfix(loss='%.4f' % np.mean(losses), refresh=False)
+            self.log(STEP_LOG % (epoch, step, np.mean(losses), dt), detail=True)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch, loss='%.4f' % np.mean(losses), refresh=False)
                 bar.update(1)
-            else:
-                self.say(STEP_LOG % (epoch, step, np.mean(losses), dt))
             if self.writer is not None:
                 scalar_summary(self.writer, 'loss', out['loss'], out['step'])
             if keep_samples:
                 save_sample(f.result_dir, epoch, out['scene'][0], out['ratio'][0],
                             out['target'][0], out['output'][0])
             if stop.signum is not None:
-                self.say('stopped by signal %d at epoch %d step %d; saved %s'
+                self.log('stopped by signal %d at epoch %d step %d; saved %s'
                          % (stop.signum, epoch, step, self.save(epoch - 1)))
                 self.exit(stop.signum)
-        bar.close()
         return float(np.mean(losses)), waited, int(out['step'])
 
     def summary(self, step, **scalars):
@@ -347,7 +370,15 @@ class Epochs(object):
                 scalar_summary(self.writer, tag, value, step)
             self.writer.flush()
 
+    def close(self):
+        if self.log.bar is not None:
+            self.log.bar.close()
+            self.log.bar = None
+        if self.writer is not None:
+            self.writer.close()
+
     def exit(self, signum):
+        self.close()
         sys.stdout.flush()
         sys.exit(128 + signum)
 
@@ -357,12 +388,11 @@ def validate_logged(validator, loop, epoch, step, stop):
     scores = validator(loop.sess, epoch, step, stop)
     if scores is None:
         signum = stop.signum or signal.SIGTERM  # or another rank's
-        loop.say('stopped by signal %d during the validation after epoch %d; saved %s'
+        loop.log('stopped by signal %d during the validation after epoch %d; saved %s'
                  % (signum, epoch, loop.last_saved))
         loop.exit(signum)
-    loop.say(VAL_LOG % ((epoch,) + tuple(scores)))
+    loop.log(VAL_LOG % ((epoch,) + tuple(scores)))
     loop.summary(step, val_psnr=scores.psnr, val_ssim=scores.ssim)
-    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- training
@@ -375,7 +405,8 @@ def main(argv):
     f = flags.FLAGS
     profile, rt = camera.from_flags(), npu_config.runtime_from_flags()
     dist = npu_config.Distribution(f.distributed)
-    say = print if dist.is_chief else (lambda *a, **k: None)
+    say = Log(f.log_file, dist.is_chief,
+              f.progress == 'bar' or (f.progress == 'auto' and sys.stderr.isatty()))
     say(npu_config.describe(rt) + ', rank %d of %d' % (dist.rank, dist.size))
     if dist.is_chief and os.path.isdir(f.checkpoint_dir):  # before the cache needs disk space
         claim(f.checkpoint_dir, say)
@@ -407,7 +438,7 @@ def main(argv):
         inference.fixed_window(validation.VAL_TILE, inference.DEFAULT_TILE_OVERLAP, None)
         if npu_config.uses_fixed_shapes(rt) else None)  # one shape for the NPU's compiler
     sess = start_session(f, rt, dist, graph, ckpt_path, done_epochs, say)
-    loop = Epochs(f, sess, graph, dist, rt, data.steps, start, ckpt_path, say)
+    loop = Epochs(f, sess, graph, dist, rt, data.steps, start, first_epoch, ckpt_path, say)
     stop = StopRequest()
     if validate_first and validator is not None:
         say('validating epoch %d first: its validation did not finish, or %s did not match its '
@@ -422,12 +453,11 @@ def main(argv):
             loop.save(epoch)  # a best/ checkpoint always has a resumable one beside it
         loop.summary(step, learning_rate=lr, epoch_loss=loss)
         say(EPOCH_LOG % (epoch, data.steps, loss, time.time() - epoch_start, waited, lr,
-                         loop.last_saved or 'none'))  # the newest checkpoint so far
-        sys.stdout.flush()
+                         loop.last_saved or 'none'), detail=True)  # the newest checkpoint so far
         if validating:  # every rank, each its share of the pairs
             validate_logged(validator, loop, epoch, step, stop)
-    if loop.writer is not None:
-        loop.writer.close()
+    loop.close()
+    say('trained to epoch %d; the newest checkpoint is %s' % (f.epochs, loop.last_saved))
 
 
 def claim(checkpoint_dir, say):
@@ -484,8 +514,11 @@ def define_flags():
     flags.DEFINE_string('finetune_from', '', 'checkpoint (file prefix or folder) whose U-Net '
                         'weights start a fresh run; ignored when checkpoint_dir has one')
     flags.DEFINE_enum('progress', 'auto', PROGRESS_MODES, 'per-step output: "lines" prints a '
-                      'parseable line per step (what the ModelZoo scripts read), "bar" one '
-                      'progress bar per epoch; auto: the bar when stderr is a terminal')
+                      'parseable line per step and epoch (what the ModelZoo scripts read), '
+                      '"bar" one progress bar for the run and a line per validation; auto: the '
+                      'bar when stderr is a terminal')
+    flags.DEFINE_string('log_file', '', 'also append every log line (steps, epochs, '
+                        'validations) to this file, whatever --progress shows')
     npu_config.define_flags(distributed=True)
     flags.adopt_module_key_flags(npu_config)  # --help lists --device, --precision, --distributed
     flags.adopt_module_key_flags(camera)  # and --camera

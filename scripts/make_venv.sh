@@ -36,8 +36,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 stamp_of() {  # the interpreter's full version + the requirement files that shape the venv
     { "$python" -c 'import sys; print(sys.version)'; cat "$@"; } | sha256sum | cut -d' ' -f1
 }
-runtime_stamp=$(stamp_of "$root/requirements.txt")
-dev_stamp=$(stamp_of "$root/requirements.txt" "$root/requirements-dev.txt")
+# On 3.7 (the Ascend image's Python) the Ascend pins constrain the stack: the TF 1.15 runtime
+# then tests the versions scripts/install_ascend.py installs there.
+constraints=("$root/requirements.txt")
+[[ $version == 3.7 ]] && constraints+=("$root/requirements-ascend.txt")
+runtime_stamp=$(stamp_of "${constraints[@]}")
+dev_stamp=$(stamp_of "${constraints[@]}" "$root/requirements-dev.txt")
+constraint_args=()
+for file in "${constraints[@]:1}"; do constraint_args+=(-c "$file"); done
 
 if [[ ! -x $vpy || "$(cat "$dir/.stamp-runtime" 2>/dev/null)" != "$runtime_stamp" ]]; then
     echo "creating $dir for $("$python" -c 'import sys; print(sys.executable)') (Python $version)" >&2
@@ -48,7 +54,8 @@ if [[ ! -x $vpy || "$(cat "$dir/.stamp-runtime" 2>/dev/null)" != "$runtime_stamp
         exit 1
     fi
     "$vpy" -m pip install -q --upgrade pip >&2
-    if ! "$vpy" -m pip install -q -r "$root/requirements.txt" >&2; then
+    if ! "$vpy" -m pip install -q -r "$root/requirements.txt" \
+            ${constraint_args[@]+"${constraint_args[@]}"} >&2; then
         echo "make_venv.sh: installing requirements.txt into $dir failed (see pip's message above)" >&2
         exit 1
     fi
@@ -57,7 +64,8 @@ fi
 if [[ $dev == 1 && "$(cat "$dir/.stamp-dev" 2>/dev/null)" != "$dev_stamp" ]]; then
     echo "installing the test tools (requirements-dev.txt) into $dir" >&2
     # requirements.txt as constraints: the test tools never move the runtime's own pins
-    "$vpy" -m pip install -q -r "$root/requirements-dev.txt" -c "$root/requirements.txt" >&2
+    "$vpy" -m pip install -q -r "$root/requirements-dev.txt" -c "$root/requirements.txt" \
+        ${constraint_args[@]+"${constraint_args[@]}"} >&2
     echo "$dev_stamp" > "$dir/.stamp-dev"
 fi
 echo "$vpy"

@@ -10,6 +10,7 @@ import cli
 import make_dataset
 import raw_io
 import sid_lists
+from conftest import ROOT
 
 
 def write_raw(path, bayer, iso=200, fnumber=8.0, exposure=0.1, **camera):
@@ -75,6 +76,18 @@ def test_read_list_missing_file_names_line_and_path(tiny_dataset, tmp_path):
                      './Sony/short/00009_00_0.1s.dng ./Sony/long/00009_00_10s.dng ISO100 F8\n')
     with pytest.raises(cli.SidError, match=r'l\.txt:1: file not found: .*00009_00_0\.1s\.dng'):
         sid_lists.read_list(bad, str(tiny_dataset))
+
+
+def test_the_authors_list_next_to_a_generated_set_names_the_generated_list(tiny_dataset):
+    """After the demo, plain `python3 test_Sony.py` reads the authors' list in the project root
+    against the generated set in ./dataset: the error says which list to pass."""
+    official = os.path.join(ROOT, 'Sony_test_list.txt')
+    with pytest.raises(cli.SidError) as e:
+        sid_lists.read_list(official, str(tiny_dataset))
+    own = os.path.join(str(tiny_dataset), 'Sony_test_list.txt')
+    assert str(e.value).startswith('%s:1: file not found: ' % official)
+    assert str(e.value).endswith(' (%s lists the files in %s: pass it as the list)'
+                                 % (own, tiny_dataset))
 
 
 def test_read_list_bad_exposure_name_and_bad_iso(tiny_dataset, tmp_path):
