@@ -44,7 +44,8 @@ RATIOS = (100, 250, 300)  # the Sony and Fuji sets' ratios, always listed (even 
 CHECKPOINT_KEY = 'sid_checkpoint'  # PNG text chunk test_Sony.py writes into each output
 INFERENCE_KEY = 'sid_inference'  # and its inference settings ('tiling=inexact' means seams)
 OUT_RE = re.compile(r'^(\d{5})_(\d{2})_(\d+)_out\.png$')  # test_Sony.py's result names
-# The closing lines ModelZoo tooling greps; scripts/parse_log.py parses them with these regexes.
+# The closing lines ModelZoo tooling greps; scripts/modelzoo/parse_log.py parses them with these
+# regexes.
 PSNR_LOG = 'average psnr: %.4f'
 SSIM_LOG = 'average ssim: %.4f'
 PROTOCOL_SSIM_LOG = 'average ssim %s: %.4f'

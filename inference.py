@@ -4,7 +4,7 @@ command (scripts/enhance.py), the model export and validation.
 A packed, amplified raw goes through the network whole or in square tiles. Tiles bound memory by
 the tile size instead of the image size and, with the default overlap, give the untiled result
 (see DEFAULT_TILE_OVERLAP and tile_spans): on a 2848 x 4256 frame on a CPU, --tile=1072 (2 x 2
-tiles) takes 1.23x the untiled time at 1.1 GB instead of 2.1 GB (scripts/bench_inference.py).
+tiles) takes 1.23x the untiled time at 1.1 GB instead of 2.1 GB (scripts/bench/bench_inference.py).
 
 TensorFlow is imported by the functions that build graphs, not by this module, so scripts can
 define their flags from it and answer --help or refuse bad input without TensorFlow's start-up.
@@ -28,10 +28,10 @@ import raw_io
 POOLINGS = 4
 ALIGN = 2 ** POOLINGS
 # On a 16-aligned grid an output pixel depends on input up to 94 packed pixels beyond its tile's
-# core (scripts/bench_inference.py --receptive_field: an impulse through all-positive weights), so
-# with 96 of context every kept output pixel sees exactly the input it sees untiled: tiled ==
-# untiled for any weights, up to float summation order (bitwise equal on the CPU here). Less is
-# not safe: with 64, outputs differ by up to 10-19 levels near tile edges.
+# core (scripts/bench/bench_inference.py --receptive_field: an impulse through all-positive
+# weights), so with 96 of context every kept output pixel sees exactly the input it sees
+# untiled: tiled == untiled for any weights, up to float summation order (bitwise equal on the
+# CPU here). Less is not safe: with 64, outputs differ by up to 10-19 levels near tile edges.
 DEFAULT_TILE_OVERLAP = 96
 BLOCK_ROWS = 256  # output rows converted to integers at a time: no full-size float temporaries
 # Names of the input placeholder and the clipped output, in built and in exported graphs.

@@ -180,7 +180,7 @@ def hccl_world(env=None):
         missing.append(' or '.join(DEVICE_ID_ENV))
     if missing:
         raise ConfigError('--distributed=hccl needs %s in the environment (see '
-                          'scripts/train_full_8p.sh)' % ', '.join(missing))
+                          'scripts/modelzoo/train_full_8p.sh)' % ', '.join(missing))
     path = env['RANK_TABLE_FILE']
     try:
         with open(path) as f:
@@ -208,7 +208,7 @@ def hccl_world(env=None):
     if size > 1 and not env.get(JOB_ID_ENV):
         raise ConfigError('%s is not set: npu_bridge\'s NPUDistributedOptimizer needs it for more '
                           'than one device (it fails building the graph otherwise); '
-                          'scripts/train_full_8p.sh sets it' % JOB_ID_ENV)
+                          'scripts/modelzoo/train_full_8p.sh sets it' % JOB_ID_ENV)
     return rank, size, local_rank, len(devices[server])
 
 

@@ -20,7 +20,8 @@ have. --tile runs the packed image in square tiles that overlap by --tile_overla
 bounded by the tile size instead of the image size; with the default overlap the result is
 the untiled one (see inference.py: DEFAULT_TILE_OVERLAP and tile_spans). The overlap is computed
 twice, so time grows: on a 2848 x 4256 image on a CPU, --tile=1072 (2 x 2 tiles) takes 1.23x the
-untiled time at 1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB (scripts/bench_inference.py).
+untiled time at 1.1 GB instead of 2.1 GB, --tile=512 1.71x at 0.86 GB
+(scripts/bench/bench_inference.py).
 About 420 MB of that is TensorFlow itself (its libraries and heap after import), whatever the tile
 size.
 

@@ -10,6 +10,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+sys.path.insert(0, os.path.join(ROOT, 'scripts', 'bench'))
+sys.path.insert(0, os.path.join(ROOT, 'scripts', 'modelzoo'))
 
 # Horovod 0.28.1 builds against TensorFlow < 2.16 only (Horovod issue #4290). Where it can be
 # built, its tests must run (scripts/run_tests.sh builds it); only newer TF skips them.

@@ -66,9 +66,9 @@ def test_flake8_finds_nothing():
 
 
 def shell_scripts():
-    folder = os.path.join(ROOT, 'scripts')
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith('.sh')) + [
-        os.path.join(ROOT, '.ci', 'run')]
+    found = [os.path.join(top, f) for top, _, files in os.walk(os.path.join(ROOT, 'scripts'))
+             for f in files if f.endswith('.sh')]
+    return sorted(found) + [os.path.join(ROOT, '.ci', 'run')]
 
 
 def test_shellcheck_finds_nothing_in_the_shell_scripts():

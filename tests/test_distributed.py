@@ -20,7 +20,7 @@ from conftest import ROOT, needs_horovod
 from train_Sony import STEP_LOG_RE, VAL_LOG_RE
 
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
-RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
+RANK_TABLE = os.path.join(ROOT, 'scripts', 'modelzoo', 'rank_table_8p.json')
 WORLD = 2
 PS = 32
 TIMEOUT = 300

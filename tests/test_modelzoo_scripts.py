@@ -16,7 +16,7 @@ import train_Sony
 from conftest import ROOT, needs_horovod
 
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
-RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
+RANK_TABLE = os.path.join(ROOT, 'scripts', 'modelzoo', 'rank_table_8p.json')
 TEXT_KEYS = ('Network', 'DeviceType', 'CaseName')
 NUMBER_KEYS = ('RankSize', 'BatchSize', 'ActualFPS', 'TrainingTime', 'ActualLoss',
                'E2ETrainingTime')
@@ -29,7 +29,7 @@ TIMEOUT = 300
 def run(script, *args, **env):
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     full_env.update(env)
-    return subprocess.run(['bash', os.path.join(ROOT, 'scripts', script)] + list(args),
+    return subprocess.run(['bash', os.path.join(ROOT, 'scripts', 'modelzoo', script)] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           env=full_env, timeout=TIMEOUT)
 

@@ -23,7 +23,7 @@ from npu_config import Distribution, Runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKES = os.path.join(ROOT, 'tests', 'fakes')
-RANK_TABLE = os.path.join(ROOT, 'scripts', 'rank_table_8p.json')
+RANK_TABLE = os.path.join(ROOT, 'scripts', 'modelzoo', 'rank_table_8p.json')
 FAKE_PACKAGES = ('npu_bridge', 'hccl')
 LR = 0.1
 
@@ -60,7 +60,7 @@ HCCL_RANK3 = {'RANK_TABLE_FILE': RANK_TABLE, 'RANK_ID': '3', 'RANK_SIZE': '8',
 
 @pytest.fixture
 def hccl_rank3(fake_npu, monkeypatch):
-    """Rank 3 of the example 8-device table, as scripts/train_full_8p.sh sets it up."""
+    """Rank 3 of the example 8-device table, as scripts/modelzoo/train_full_8p.sh sets it up."""
     for key, value in HCCL_RANK3.items():
         monkeypatch.setenv(key, value)
     return Distribution('hccl')

@@ -2,12 +2,12 @@
 # ModelZoo full run on the Ascend devices of one server through HCCL: one training process per
 # device (RANK_ID, ASCEND_DEVICE_ID/DEVICE_ID from the rank table), then test + eval on rank 0.
 #
-#   bash scripts/train_full_8p.sh --data_path=./dataset [--rank_table=scripts/rank_table_8p.json]
+#   bash scripts/modelzoo/train_full_8p.sh --data_path=./dataset [--rank_table=scripts/modelzoo/rank_table_8p.json]
 #
 # Not run on Ascend hardware by this project (none was available); on CPU it is exercised with
 # the npu_bridge/hccl test double (tests/fakes) standing in for CANN. Options: see
-# scripts/modelzoo_common.sh, plus
-#   --rank_table=FILE    HCCL rank table (default scripts/rank_table_8p.json: edit the device
+# scripts/modelzoo/modelzoo_common.sh, plus
+#   --rank_table=FILE    HCCL rank table (default scripts/modelzoo/rank_table_8p.json: edit the device
 #                        IPs to your server's, `hccn_tool -i <id> -ip -g` prints them)
 #   --server_index=N     which server of a multi-server table this is (default 0)
 # RANK_SIZE is the number of devices in the table. Only rank 0 writes checkpoints, samples and
@@ -18,7 +18,7 @@ source "$(dirname "$0")/modelzoo_common.sh"
 
 epochs=1001
 device=npu
-rank_table=$ROOT/scripts/rank_table_8p.json
+rank_table=$ROOT/scripts/modelzoo/rank_table_8p.json
 server_index=0
 hccl_options() {
     case $1 in

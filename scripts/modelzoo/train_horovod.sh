@@ -2,11 +2,11 @@
 # Data-parallel training on GPUs or CPUs with Horovod (one process per GPU, pinned to its local
 # rank), then test + eval on the chief and the ModelZoo summary.
 #
-#   bash scripts/train_horovod.sh --data_path=./dataset --np=4                   # 4 GPUs here
-#   bash scripts/train_horovod.sh --data_path=./dataset --np=8 --hosts=a:4,b:4   # two servers
-#   bash scripts/train_horovod.sh --data_path=./dataset --np=2 --mode=performance
+#   bash scripts/modelzoo/train_horovod.sh --data_path=./dataset --np=4                   # 4 GPUs here
+#   bash scripts/modelzoo/train_horovod.sh --data_path=./dataset --np=8 --hosts=a:4,b:4   # two servers
+#   bash scripts/modelzoo/train_horovod.sh --data_path=./dataset --np=2 --mode=performance
 #
-# Options: see scripts/modelzoo_common.sh, plus
+# Options: see scripts/modelzoo/modelzoo_common.sh, plus
 #   --np=N              number of processes (default 2)
 #   --hosts=H           horovodrun -H (default localhost:N)
 #   --mode=M            full (train 1001 epochs, test, eval; default) or performance (2 epochs

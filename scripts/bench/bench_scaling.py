@@ -7,9 +7,9 @@ mostly shows compute contention; the allreduce timing isolates the communication
 multi-device run adds per step, which is what an estimate for 8 devices needs. Runs of different
 worker counts are interleaved (1, 2, 1, 2, ...) so that background load hits them alike.
 
-    python3 scripts/bench_scaling.py                      # ~8 minutes on 2 cores
-    python3 scripts/bench_scaling.py --workers=1,2,4 --ps=512 --json=scaling.json
-    python3 scripts/bench_scaling.py --sections=validation --val_scenes=8
+    python3 scripts/bench/bench_scaling.py                      # ~8 minutes on 2 cores
+    python3 scripts/bench/bench_scaling.py --workers=1,2,4 --ps=512 --json=scaling.json
+    python3 scripts/bench/bench_scaling.py --sections=validation --val_scenes=8
 """
 import json
 import os
@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+sys.path.insert(0, os.path.join(ROOT, 'scripts', 'modelzoo'))  # parse_log
 import cli  # noqa: E402 (after the path is set)
 
 WARMUP_STEPS = 3   # graph compilation and first crops

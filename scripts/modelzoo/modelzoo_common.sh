@@ -24,7 +24,7 @@
 #   --ckpt_path=PATH     fine-tune from these U-Net weights instead of a fresh start
 #   --warmup_steps=N     steps left out of the FPS average (default 5)
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CAMERA=Sony  # the camera profile's name (camera.py): Python scripts, lists and data folder
 NETWORK=SID_$CAMERA
 PYTHON=${PYTHON:-python3}
@@ -161,6 +161,6 @@ write_summary() {
                 --case_name="$case_name" --e2e_time="$e2e" --warmup_steps="$warmup_steps"
                 --output="$dir/$case_name.log")
     [[ -n $eval_log ]] && args+=(--eval_log="$eval_log")
-    "$PYTHON" "$ROOT/scripts/parse_log.py" "${args[@]}"
+    "$PYTHON" "$ROOT/scripts/modelzoo/parse_log.py" "${args[@]}"
     echo "summary: $dir/$case_name.log" >&2
 }

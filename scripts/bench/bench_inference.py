@@ -10,7 +10,7 @@ The weights are random but variance-preserving (He-style scale, output bias 0.5)
 down to the 1/16-resolution bottleneck, moves the output: a harsher tiling test than the
 Glorot initialisation, whose outputs are almost flat. Pass --checkpoint_dir to use a trained model.
 
-    python3 scripts/bench_inference.py --work_dir=/tmp/sid_bench      # never inside the repo
+    python3 scripts/bench/bench_inference.py --work_dir=/tmp/sid_bench      # never inside the repo
 """
 import os
 import re
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import camera  # noqa: E402

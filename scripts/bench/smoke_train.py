@@ -6,7 +6,7 @@ the network's output on held-out (test split) pairs against the amplified-input 
 short exposure multiplied by the ratio in raw space and developed by the same rawpy pipeline as
 the ground truth.
 
-    python3 scripts/smoke_train.py --work_dir=/tmp/sid_smoke
+    python3 scripts/bench/smoke_train.py --work_dir=/tmp/sid_smoke
 """
 import os
 import subprocess
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import cli

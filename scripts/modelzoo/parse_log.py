@@ -12,7 +12,8 @@ Keys (ModelZoo conventions):
   TrainAccuracy   eval.py's average PSNR in dB (only with --eval_log)
   E2ETrainingTime end-to-end seconds of the launcher, measured by the shell script
 
-    python3 scripts/parse_log.py --train_log=output/0/train_0.log --eval_log=output/0/eval.log \
+    python3 scripts/modelzoo/parse_log.py --train_log=output/0/train_0.log \
+        --eval_log=output/0/eval.log \
         --rank_size=1 --batch_size=1 --case_name=SID_bs1_1p_acc --e2e_time=620
 """
 import argparse
@@ -21,7 +22,7 @@ import re
 import sys
 from collections import OrderedDict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from train_Sony import EPOCH_LOG_RE, STEP_LOG_RE  # noqa: E402  (the format the training prints)
 # eval.py's closing lines

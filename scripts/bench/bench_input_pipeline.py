@@ -8,7 +8,7 @@ train_Sony.py itself: decoded-raw cache, memory-mapped crops, tf.data.
     python3 scripts/make_dataset.py --data_dir=/tmp/train_bench_full/data \\
         --list_dir=/tmp/train_bench_full/data \\
         --height=2848 --width=4256 --train_scenes=16 --test_scenes=0 --val_scenes=0 --bursts=1
-    python3 scripts/bench_input_pipeline.py   # defaults: /tmp/train_bench_full/{data,work}
+    python3 scripts/bench/bench_input_pipeline.py   # defaults: /tmp/train_bench_full/{data,work}
 
 Sections (run all by default):
   a  steady-state input patches per second at --ps (nothing trains: a reduce_sum consumes them)
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 import cli  # noqa: E402
 import npu_config  # noqa: E402

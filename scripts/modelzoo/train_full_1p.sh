@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # ModelZoo "full" run on one device: train, test at full resolution, evaluate, summarise.
 #
-#   bash scripts/train_full_1p.sh --data_path=./dataset [--train_epochs=1001] [options]
+#   bash scripts/modelzoo/train_full_1p.sh --data_path=./dataset [--train_epochs=1001] [options]
 #
-# Options: see scripts/modelzoo_common.sh. Default epochs: 1001 (the seed's recipe; the paper
+# Options: see scripts/modelzoo/modelzoo_common.sh. Default epochs: 1001 (the seed's recipe; the paper
 # trains 4000). Writes <output_path>/<ASCEND_DEVICE_ID>/{train_<id>.log,test.log,eval.log,
 # <CaseName>.log}; the checkpoints and PNGs go to <output_path>/{checkpoint,result}.
 set -euo pipefail

@@ -2,9 +2,9 @@
 # ModelZoo performance run on one device: a short training, then FPS and step time from the
 # per-step Time= values after --warmup_steps.
 #
-#   bash scripts/train_performance_1p.sh --data_path=./dataset [--train_epochs=2] [options]
+#   bash scripts/modelzoo/train_performance_1p.sh --data_path=./dataset [--train_epochs=2] [options]
 #
-# Options: see scripts/modelzoo_common.sh. Default epochs: 2 (322 steps on the Sony set).
+# Options: see scripts/modelzoo/modelzoo_common.sh. Default epochs: 2 (322 steps on the Sony set).
 # Writes <output_path>/<ASCEND_DEVICE_ID>/{train_<id>.log,<CaseName>.log}.
 set -euo pipefail
 # shellcheck source=modelzoo_common.sh
