@@ -6,13 +6,15 @@ that several runs appended to is read in order, and a run that starts again at e
 redoes the interrupted epoch, a fresh run starts at 1) replaces what the log held from E on, so
 the plot shows the history of the checkpoints the run continues from.
 
-    python3 train_Sony.py --val_every=100 2>&1 | tee -a result_Sony/train_log.txt
+    python3 train_Sony.py --val_every=100 --log_file=result_Sony/train_log.txt
     python3 scripts/plot_training.py --log=result_Sony/train_log.txt --out=result_Sony/training.png
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'scripts', 'modelzoo'))  # parse_log
 import cli
 import safe_files
 
@@ -96,6 +98,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False)
