@@ -27,6 +27,7 @@ import cli
 import safe_files
 
 NAME = 'model.ckpt'     # train_Sony.py saves <NAME>-<global step>.{index,data-00000-of-00001}
+EPOCH_VAR = 'epoch'     # the last completed epoch, in every train_Sony.py checkpoint
 STATE_FILE = 'checkpoint'  # TensorFlow's state file: which checkpoint is the newest
 KEEP = 2                # the previous checkpoint survives anything that happens to the newest
 INDEX = '.index'
@@ -214,6 +215,29 @@ def restore_matching(sess, prefix, variables, required, what):
                 'has shape %s in the checkpoint, the graph %s' % (list(have), v.shape.as_list())))
     restore(tf.train.Saver(var_list=var_list), sess, prefix, what)
     return fresh, sorted(set(stored) - set(var_list))
+
+
+def resume_point(checkpoint_dir, say):
+    """(checkpoint to resume from or None, last completed epoch) - from the checkpoint, not folders.
+
+    The newest checkpoint that reads back completely: an unreadable newer one (truncated by a
+    full disk, say) is skipped with one line, the previous one is kept for exactly this.
+    """
+    path, skipped = newest_intact(checkpoint_dir)
+    if skipped and path is None:
+        raise cli.SidError('%s: no readable checkpoint (%s); move the folder away to start '
+                           'afresh' % (checkpoint_dir, '; '.join(str(e) for e in skipped)))
+    if skipped:
+        say('warning: %s; resuming from the previous checkpoint %s'
+            % ('; '.join(str(e) for e in skipped), path))
+    if path is None:
+        return None, 0
+    try:
+        return path, int(tf.train.load_variable(path, EPOCH_VAR))
+    except (tf.errors.OpError, ValueError) as e:
+        raise cli.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
+                           'weights, pass them with --finetune_from and train into another '
+                           '--checkpoint_dir' % (path, error_line(e)))
 
 
 # ---------------------------------------------------------------- saving and cleaning

@@ -30,6 +30,12 @@ class SidError(Exception):
     fail_cleanly prints it as `error: <message>` and exits 1."""
 
 
+def short_list(names, shown=3):
+    """'a, b, c and 4 more': names for a one-line message."""
+    more = len(names) - shown
+    return ', '.join(names[:shown]) + (' and %d more' % more if more > 0 else '')
+
+
 def import_tensorflow():
     """Import tensorflow.compat.v1 quietly unless the user asked for TensorFlow's logs.
 

@@ -59,7 +59,7 @@ SAVE_FREQ = 500          # sample JPGs every this many epochs
 CHECKPOINT_EVERY = 1
 
 # ---------------------------------------------------------------- files and logs
-EPOCH_VAR, LR_VAR = 'epoch', 'learning_rate'  # checkpointed training state besides global_step
+LR_VAR = 'learning_rate'  # checkpointed training state besides global_step and the epoch
 MAX_SEED = 2 ** 32 - 1        # numpy seeds (epoch_rng) are 32-bit
 SAMPLE_DIR = '%04d'
 SAMPLE_NAME = '%05d_00_train_%d.jpg'  # scene id, ratio (the official names)
@@ -80,6 +80,7 @@ EPOCH_LOG_RE = re.compile(r'^Epoch (\d+) done: steps=(\d+) mean_loss=%s epoch_ti
                           r'input_wait=%s lr=%s checkpoint=(\S+)$' % ((_FLOAT,) * 4))
 FIRST_STEP_LOG = 'First step at unix time %.3f, %.2f s after start'
 FIRST_STEP_LOG_RE = re.compile(r'^First step at unix time %s, %s s after start$' % (_FLOAT, _FLOAT))
+DONE_LOG = 'trained to epoch %d; the newest checkpoint is %s'
 VAL_LOG = ('Validation epoch %d: pairs=%d psnr=%.4f ssim=%.4f best_psnr=%.4f best_epoch=%d '
            'seconds=%.1f')
 VAL_LOG_RE = re.compile(r'^Validation epoch (\d+): pairs=(\d+) psnr=%s ssim=%s best_psnr=%s '
@@ -93,37 +94,6 @@ class TrainingStopped(cli.SidError):
 def learning_rate(epoch, base=LEARNING_RATE, drop_epoch=LR_DROP_EPOCH):
     """The paper's schedule: `base` up to and including `drop_epoch`, a tenth of it afterwards."""
     return base if epoch <= drop_epoch else base * LR_DROP_FACTOR
-
-
-def resume_point(checkpoint_dir, say):
-    """(checkpoint to resume from or None, last completed epoch) - from the checkpoint, not folders.
-
-    The newest checkpoint that reads back completely: an unreadable newer one (truncated by a
-    full disk, say) is skipped with one line, the previous one is kept for exactly this.
-    """
-    import tensorflow.compat.v1 as tf
-    import checkpoints
-    path, skipped = checkpoints.newest_intact(checkpoint_dir)
-    if skipped and path is None:
-        raise cli.SidError('%s: no readable checkpoint (%s); move the folder away to start '
-                           'afresh' % (checkpoint_dir, '; '.join(str(e) for e in skipped)))
-    if skipped:
-        say('warning: %s; resuming from the previous checkpoint %s'
-            % ('; '.join(str(e) for e in skipped), path))
-    if path is None:
-        return None, 0
-    try:
-        return path, int(tf.train.load_variable(path, EPOCH_VAR))
-    except (tf.errors.OpError, ValueError) as e:
-        raise cli.SidError('%s: not a train_Sony.py checkpoint (%s); to start from model-only '
-                           'weights, pass them with --finetune_from and train into another '
-                           '--checkpoint_dir' % (path, checkpoints.error_line(e)))
-
-
-def short_list(names, shown=3):
-    """'a, b, c and 4 more': names for a one-line message."""
-    more = len(names) - shown
-    return ', '.join(names[:shown]) + (' and %d more' % more if more > 0 else '')
 
 
 def save_sample(result_dir, epoch, scene_id, ratio, target, output):
@@ -205,6 +175,7 @@ Graph = namedtuple('Graph', 'fetches samples weights_saver saver global_step epo
 def build_graph(f, rt, dist, data, first_epoch, crop_threads, profile):
     """pipeline -> U-Net -> L1 -> Adam, wrapped for the device and the world."""
     import tensorflow.compat.v1 as tf
+    import checkpoints
     import network
 
     def all_crops():
@@ -222,7 +193,7 @@ def build_graph(f, rt, dist, data, first_epoch, crop_threads, profile):
     weights_saver = tf.train.Saver(network.model_variables())
     loss = tf.reduce_mean(tf.abs(outputs - targets))
     global_step = tf.train.get_or_create_global_step()
-    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name=EPOCH_VAR)
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name=checkpoints.EPOCH_VAR)
     lr_var = tf.Variable(f.learning_rate, dtype=tf.float32, trainable=False, name=LR_VAR)
     epoch_in, lr_in = tf.placeholder(tf.int64, []), tf.placeholder(tf.float32, [])
     optimizer = npu_config.wrap_optimizer(tf.train.AdamOptimizer(lr_var), rt, dist)
@@ -251,7 +222,7 @@ def start_session(f, rt, dist, graph, ckpt_path, done_epochs, say):
                                                                    done_epochs + 1))
         if fresh or unused:  # another --device or --precision wrote it
             say('optimizer state from another device or precision: %s' % '; '.join(
-                '%s %s' % (what, short_list(names)) for what, names in (
+                '%s %s' % (what, cli.short_list(names)) for what, names in (
                     ('starting fresh:', fresh), ('not used:', unused)) if names))
     elif f.finetune_from:
         source = checkpoints.find(f.finetune_from)
@@ -399,6 +370,7 @@ def validate_logged(validator, loop, epoch, step, stop):
 
 def main(argv):
     import tensorflow.compat.v1 as tf
+    import checkpoints
     del argv
     start = time.time()
     tf.disable_v2_behavior()
@@ -424,7 +396,7 @@ def main(argv):
         safe_files.require_writable_dir(f.checkpoint_dir, 'checkpoints')
         claim(f.checkpoint_dir, say)
         safe_files.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
-    ckpt_path, done_epochs = resume_point(f.checkpoint_dir, say)
+    ckpt_path, done_epochs = checkpoints.resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1
     # A kill during the last validation, or a best/ its record does not describe: validate first.
     validate_first = validation.validation_due(best_dir, data.val_pairs, done_epochs, f.val_every)
@@ -457,7 +429,7 @@ def main(argv):
         if validating:  # every rank, each its share of the pairs
             validate_logged(validator, loop, epoch, step, stop)
     loop.close()
-    say('trained to epoch %d; the newest checkpoint is %s' % (f.epochs, loop.last_saved))
+    say(DONE_LOG % (f.epochs, loop.last_saved))
 
 
 def claim(checkpoint_dir, say):

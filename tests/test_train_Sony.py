@@ -600,8 +600,9 @@ def test_validation_off_is_the_training_without_it(data, trained, tmp_path):
     assert [l.startswith(s) for l, s in zip(lines, STARTUP_LINES)] == [True, True]
     regexes = [train_Sony.FIRST_STEP_LOG_RE] + [train_Sony.STEP_LOG_RE] * STEPS + [
         train_Sony.EPOCH_LOG_RE]
-    assert len(lines) == 2 + len(regexes)
+    assert len(lines) == 2 + len(regexes) + 1
     assert all(r.match(l) for r, l in zip(regexes, lines[2:]))
+    assert lines[-1] == train_Sony.DONE_LOG % (1, tmp_path / 'ckpt' / 'model.ckpt-3')
     assert best_files(tmp_path / 'ckpt') == ['checkpoint', 'model.ckpt-3.data-00000-of-00001',
                                              'model.ckpt-3.index']
     assert [n for n in os.listdir(str(tmp_path / 'result')) if 'tfevents' not in n] == []
