@@ -167,6 +167,9 @@ def print_table(rows):
 
 
 def main(argv):
+    if '-h' in argv or '--help' in argv:
+        print(__doc__)
+        return 0
     only = [a.split('=', 1)[1] for a in argv if a.startswith('--only=')]
     every = '--all' in argv
     pytest_args = [a for a in argv if not a.startswith('--only=') and a != '--all']
