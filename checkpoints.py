@@ -20,11 +20,11 @@ import glob
 import os
 import re
 
-import tensorflow.compat.v1 as tf
-
 import camera
 import cli
 import safe_files
+
+tf = cli.import_tensorflow()  # quietly, in graph mode, whoever imports this first
 
 NAME = 'model.ckpt'     # train_Sony.py saves <NAME>-<global step>.{index,data-00000-of-00001}
 EPOCH_VAR = 'epoch'     # the last completed epoch, in every train_Sony.py checkpoint

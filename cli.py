@@ -6,9 +6,11 @@ Every entry script ends with `cli.run(main, define_flags)` instead of absl's `ap
   (absl's own --help exits 1, and importing TensorFlow first costs seconds);
 - positional arguments are refused in one line (absl would hand them to main, which ignored
   them: `test_Sony.py photo.dng` used to re-run the default list and exit 0);
-- TensorFlow is imported once, before main, with its C++ start-up chatter kept off stderr, so a
-  bad input still ends in exactly one line on every runtime (TF 1.15 logs `failed call to
-  cuInit` at ERROR level, TF >= 2.19 logs through absl before anything can configure it);
+- TensorFlow is imported at its first use (import_tensorflow), not before main: a bad list, file
+  or folder is refused in a fraction of a second instead of after the seconds the import takes;
+  its C++ start-up chatter is kept off stderr, so a bad input still ends in exactly one line on
+  every runtime (TF 1.15 logs `failed call to cuInit` at ERROR level, TF >= 2.19 logs through
+  absl before anything can configure it);
 - main's SidError becomes `error: <one line>` and exit 1, Ctrl-C one line and exit 130
   (fail_cleanly).
 Setting TF_CPP_MIN_LOG_LEVEL yourself (e.g. 0) keeps TensorFlow's C++ logging at that level; its
@@ -36,23 +38,35 @@ def short_list(names, shown=3):
     return ', '.join(names[:shown]) + (' and %d more' % more if more > 0 else '')
 
 
+_graph_mode = []  # holds True once disable_v2_behavior has run in this process
+
+
 def import_tensorflow():
-    """Import tensorflow.compat.v1 quietly unless the user asked for TensorFlow's logs.
+    """tensorflow.compat.v1 in graph mode, imported quietly unless the user asked for
+    TensorFlow's logs: every module gets TensorFlow through here, so whichever needs it first
+    imports it, and nothing imports it before a script's input checks.
 
     What the import itself writes to the C-level stderr is held in a temporary file and shown
     only if the import fails, so a broken installation still explains itself.
     """
     logging.getLogger('tensorflow').setLevel(logging.ERROR)  # deprecation notices: always off
-    if TF_LOG_ENV in os.environ or 'tensorflow' in sys.modules:
-        import tensorflow.compat.v1 as tf
-        return tf
+    if TF_LOG_ENV not in os.environ and 'tensorflow' not in sys.modules:
+        _import_quietly()
+    import tensorflow.compat.v1 as tf
+    if not _graph_mode:
+        tf.disable_v2_behavior()  # TF 2.x: sessions and placeholders, as TF 1.15
+        _graph_mode.append(True)
+    return tf
+
+
+def _import_quietly():
     os.environ[TF_LOG_ENV] = QUIET_TF_LOG_LEVEL
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
-            import tensorflow.compat.v1 as tf
+            import tensorflow.compat.v1  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)
@@ -61,15 +75,14 @@ def import_tensorflow():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    return tf
 
 
-def run(main, define_flags, tensorflow=True, positional=False, hint=''):
+def run(main, define_flags, positional=False, hint=''):
     """absl's app.run with the conventions above.
 
-    tensorflow=False for scripts that never need it; positional=True for scripts whose main
-    takes file arguments itself (it then gets them all in argv[1:]); `hint` says where the
-    script takes its input from, for the refusal of a stray argument.
+    positional=True for scripts whose main takes file arguments itself (it then gets them all in
+    argv[1:]); `hint` says where the script takes its input from, for the refusal of a stray
+    argument.
     """
     from absl import app
     # absl's handler shows INFO records; matplotlib's first use says 'generated new fontManager'.
@@ -83,8 +96,6 @@ def run(main, define_flags, tensorflow=True, positional=False, hint=''):
             raise SidError('unexpected argument%s %s: %s takes flags only (%s)'
                            % ('s' if len(argv) > 2 else '', ' '.join(argv[1:]),
                               os.path.basename(argv[0]), hint or 'see --help'))
-        if tensorflow:
-            import_tensorflow().disable_v2_behavior()
         return main(argv)
 
     app.run(fail_cleanly(checked_main))

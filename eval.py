@@ -296,4 +296,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    cli.run(main, define_flags, tensorflow=False, hint='it scores the PNGs in --result_dir')
+    cli.run(main, define_flags, hint='it scores the PNGs in --result_dir')

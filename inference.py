@@ -111,7 +111,7 @@ def postprocessed_to_uint8(rgb16, gain=1.0):
 def build_network(profile=camera.SONY, height=None, width=None):
     """Input placeholder [1, height, width, profile.channels] (None: any size) and the [0, 1]
     output [1, block height, block width, 3]."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import network
     packed = tf.placeholder(tf.float32, [1, height, width, profile.channels], name=INPUT_NAME)
     output = tf.identity(tf.clip_by_value(network.unet(packed, profile.block), 0.0, 1.0),
@@ -219,7 +219,7 @@ def session_from_checkpoint(checkpoint_dir, config=None, profile=camera.SONY, he
 
     A checkpoint missing U-Net variables or with other shapes is refused in one line.
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import checkpoints
     import network
     graph = tf.Graph()
@@ -237,7 +237,7 @@ def session_from_checkpoint(checkpoint_dir, config=None, profile=camera.SONY, he
 
 def session_from_graph(path, config=None):
     """A frozen inference graph written by scripts/export_model.py, in a graph of its own."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     from google.protobuf.message import DecodeError
     graph_def = tf.GraphDef()
     try:

@@ -13,7 +13,9 @@ original code got from unnamed `tf.Variable`s.
 """
 import re
 
-import tensorflow.compat.v1 as tf
+import cli
+
+tf = cli.import_tensorflow()  # quietly, in graph mode, whoever imports this first
 
 ENCODER_CHANNELS = (32, 64, 128, 256, 512)
 OUTPUT_CHANNELS = 3

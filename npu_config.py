@@ -59,7 +59,7 @@ def npu_bridge_present():
 
 
 def gpu_present():
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     return bool(tf.config.experimental.list_physical_devices('GPU'))
 
 
@@ -142,7 +142,7 @@ def session_config(rt, local_rank=None, world_size=1):
     optimisation and JIT as the adapter needs them). local_rank pins one GPU per process for
     Horovod; world_size is the number of ranks of the run (check_rank_size).
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     config = tf.ConfigProto(allow_soft_placement=True)
     rewrite = config.graph_options.rewrite_options
@@ -226,6 +226,7 @@ class Distribution(object):
         self.backend = backend
         self.rank, self.size, self.local_rank, self.local_size = 0, 1, 0, 1
         if backend == 'horovod':
+            cli.import_tensorflow()  # quietly, before Horovod imports it
             import horovod.tensorflow as hvd
             hvd.init()
             self._hvd = hvd
@@ -252,7 +253,7 @@ class Distribution(object):
 
     def broadcast_op(self):
         """Copy rank 0's initial variables to every rank; run once after initialisation."""
-        import tensorflow.compat.v1 as tf
+        tf = cli.import_tensorflow()
         if self.backend == 'horovod':
             return self._hvd.broadcast_global_variables(0)
         if self.backend == 'hccl' and self.size > 1:
@@ -279,7 +280,7 @@ def wrap_optimizer(optimizer, rt, dist=None):
     Averaging inside the loss scaling means every rank sees the same (averaged) gradients, so all
     ranks agree on overflow, skip the same steps and keep the same loss scale.
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     dist = dist or Distribution('none')
     if dist.backend not in ('none', 'hccl' if rt.device == 'npu' else 'horovod'):
         raise ConfigError('--distributed=%s does not run on device %s: use hccl on Ascend, horovod '

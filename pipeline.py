@@ -164,7 +164,7 @@ def input_pipeline(data, crops, ps, batch_size, threads=1):
     [N]), b the camera's block;
     the ready time (when the crop was finished) tells how long a step waited for its data.
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
 
     def plans():
         for crop in crops():

@@ -242,26 +242,25 @@ def save_png(image, path, texts=()):
 
 
 def main(argv):
-    import tensorflow.compat.v1 as tf
     from absl import flags
     from tqdm import tqdm
-    import checkpoints
-    import network
     del argv
     f = flags.FLAGS
     profile = camera.from_flags()
-    tf.disable_v2_behavior()
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
     rt = npu_config.runtime_from_flags()
     print(npu_config.describe(rt))
-    config = npu_config.session_config(rt)  # on the NPU: checks the environment, loads npu_bridge
-
     test_list = camera.required_list(f, 'test_list', profile)
     pairs = select_pairs(sid_lists.read_list(test_list, f.data_dir), f.all_pairs, test_list)
     if not pairs:
         raise cli.SidError('%s: no pairs to test%s' % (
             f.test_list, '' if f.all_pairs else ' with burst index _00 (see --all_pairs)'))
+
+    config = npu_config.session_config(rt)  # TensorFlow from here; on the NPU: loads npu_bridge
+    tf = cli.import_tensorflow()
+    import checkpoints
+    import network
     final_dir = os.path.join(f.result_dir, 'final')
 
     packed_ph, output = inference.build_network(profile)

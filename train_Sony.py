@@ -108,7 +108,7 @@ def save_sample(result_dir, epoch, scene_id, ratio, target, output):
 
 def scalar_summary(writer, tag, value, step):
     """Host-side TensorBoard scalar: no summary ops in the device graph."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))]),
                        step)
 
@@ -174,7 +174,7 @@ Graph = namedtuple('Graph', 'fetches samples weights_saver saver global_step epo
 
 def build_graph(f, rt, dist, data, first_epoch, crop_threads, profile):
     """pipeline -> U-Net -> L1 -> Adam, wrapped for the device and the world."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import checkpoints
     import network
 
@@ -209,7 +209,7 @@ def start_session(f, rt, dist, graph, ckpt_path, done_epochs, say):
     """The session with the weights to start from: the checkpoint to resume (written on any
     device or precision: what cannot carry over is one line), or --finetune_from's U-Net weights,
     or fresh ones; then rank 0's broadcast to every rank."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import checkpoints
     import network
     sess = tf.Session(config=npu_config.session_config(rt, dist.local_rank, dist.size))
@@ -270,7 +270,7 @@ class Epochs(object):
         self.loss_scaled = rt.precision == 'mixed'  # skipped overflow steps are normal there
         self.writer = None
         if dist.is_chief:
-            import tensorflow.compat.v1 as tf
+            tf = cli.import_tensorflow()
             self.writer = tf.summary.FileWriter(f.result_dir)
         if log.quiet_details and dist.is_chief:  # one bar for the whole run
             log.bar = tqdm(total=steps * (f.epochs - first_epoch + 1), unit='step',
@@ -369,11 +369,8 @@ def validate_logged(validator, loop, epoch, step, stop):
 # ---------------------------------------------------------------- training
 
 def main(argv):
-    import tensorflow.compat.v1 as tf
-    import checkpoints
     del argv
     start = time.time()
-    tf.disable_v2_behavior()
     f = flags.FLAGS
     profile, rt = camera.from_flags(), npu_config.runtime_from_flags()
     dist = npu_config.Distribution(f.distributed)
@@ -396,6 +393,7 @@ def main(argv):
         safe_files.require_writable_dir(f.checkpoint_dir, 'checkpoints')
         claim(f.checkpoint_dir, say)
         safe_files.require_writable_dir(f.result_dir, 'samples and TensorBoard logs')
+    import checkpoints  # TensorFlow from here on: the inputs are sound
     ckpt_path, done_epochs = checkpoints.resume_point(f.checkpoint_dir, say)
     first_epoch = done_epochs + 1
     # A kill during the last validation, or a best/ its record does not describe: validate first.

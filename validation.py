@@ -206,7 +206,7 @@ class Validator(object):
     """
 
     def __init__(self, data, val_list, best_dir, saver, fresh_start, say, dist, window=None):
-        import tensorflow.compat.v1 as tf
+        tf = cli.import_tensorflow()
         import checkpoints
         self.data, self.best_dir, self.saver, self.say = data, best_dir, saver, say
         self.dist, self.window, self.val_list = dist, window, val_list

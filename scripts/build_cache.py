@@ -63,4 +63,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    cli.run(main, define_flags, tensorflow=False)
+    cli.run(main, define_flags)

@@ -89,4 +89,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    cli.run(main, define_flags, tensorflow=False, positional=True)
+    cli.run(main, define_flags, positional=True)

@@ -387,7 +387,7 @@ def main(argv):
 
     inference.use_system_allocator()
     inference.return_freed_memory_to_os()
-    cli.import_tensorflow().disable_v2_behavior()  # only now: bad inputs fail in well under 1 s
+    cli.import_tensorflow()  # only now: bad inputs fail in well under 1 s
     import npu_config
     rt = npu_config.resolve()  # the device test_Sony.py's auto picks
     model = open_model(f.model, f.checkpoint_dir, profile, rt)
@@ -415,4 +415,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    cli.run(main, define_flags, tensorflow=False, positional=True)
+    cli.run(main, define_flags, positional=True)

@@ -70,7 +70,7 @@ def define_flags():
 
 def freeze(model):
     """The restored graph with its variables turned into constants, pruned to the output."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     graph_def = model.session.graph.as_graph_def()
     return tf.graph_util.convert_variables_to_constants(model.session, graph_def,
                                                         [inference.OUTPUT_NAME])
@@ -78,7 +78,7 @@ def freeze(model):
 
 def write_savedmodel(model, path):
     """A SavedModel with the variables and a serving signature {input} -> {output}."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     builder = tf.saved_model.Builder(path)
     signature = tf.saved_model.predict_signature_def(
         inputs={inference.INPUT_NAME: model.input}, outputs={inference.OUTPUT_NAME: model.output})
@@ -99,7 +99,7 @@ def write_onnx(graph_def, path):
 
 
 def run_savedmodel(path, packed):
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         meta = tf.saved_model.loader.load(sess, [tf.saved_model.SERVING], path)
         signature = meta.signature_def[SERVING_SIGNATURE]
@@ -175,7 +175,7 @@ def verify(paths, reference, packed, shown):
 def manifest(folder, model, profile, shape, diffs):
     """The manifest's content: the checkpoint, its step, the camera, the input shape, the formats
     with their measured difference, and the checksum of every file in `folder`."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import checkpoints
     from test_Sony import checkpoint_stamp
     files = {}
@@ -251,7 +251,6 @@ def cannot_export(error, out_dir):
 
 def main(argv):
     del argv
-    import tensorflow.compat.v1 as tf
     from absl import flags
     f = flags.FLAGS
     profile = camera.from_flags()
@@ -270,6 +269,7 @@ def main(argv):
         print('removed %d leftovers of an interrupted export from %s (%s)'
               % (len(removed), parent, ', '.join(removed)))
 
+    tf = cli.import_tensorflow()  # only now: a bad flag or folder is refused in well under 1 s
     model = inference.session_from_checkpoint(f.checkpoint_dir, profile=profile,
                                               height=f.height or None, width=f.width or None)
     print('%s checkpoint %s; input %s [1, %s, %s, %d] -> output %s [1, %s, %s, 3]' % (

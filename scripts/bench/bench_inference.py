@@ -40,7 +40,7 @@ def make_checkpoint(prefix, seed=0, realistic_scale=True, profile=camera.SONY):
 
     realistic_scale=False keeps network.py's own initialisation (Glorot, zero biases).
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import network
     rng = np.random.RandomState(seed)
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
@@ -74,7 +74,7 @@ def receptive_field_context(size=320):
     and up to p + hi, both depending on p mod 16. A core edge at a multiple of 16 with context o
     beyond it is safe iff no impulse at distance > o past it reaches back over the edge.
     """
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import network
     align = 2 ** (len(network.ENCODER_CHANNELS) - 1)
     with tf.Graph().as_default():

@@ -79,8 +79,7 @@ class NaiveData(object):
 # ---------------------------------------------------------------- helpers
 
 def tf_v1():
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     tf.logging.set_verbosity(tf.logging.ERROR)
     return tf
 

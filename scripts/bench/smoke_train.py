@@ -34,7 +34,7 @@ def psnr8(a, b):
 
 def evaluate(checkpoint_dir, pairs):
     """Mean PSNR of the U-Net's full-size outputs on `pairs`, from the latest checkpoint."""
-    import tensorflow.compat.v1 as tf
+    tf = cli.import_tensorflow()
     import network
     with tf.Graph().as_default():
         packed = tf.placeholder(tf.float32, [1, None, None, 4])
@@ -68,8 +68,7 @@ def main(argv):
     del argv
     from absl import flags
     import make_dataset
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     tf.logging.set_verbosity(tf.logging.ERROR)
     f = flags.FLAGS
     data = os.path.join(f.work_dir, 'data')
