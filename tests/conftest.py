@@ -50,6 +50,16 @@ def run_script(script, *args, **kwargs):
                           env=env, cwd=kwargs.pop('cwd', None), timeout=kwargs.pop('timeout', 600))
 
 
+@pytest.fixture(scope='session')
+def no_tensorflow(tmp_path_factory):
+    """run_script's env for a PYTHONPATH on which importing TensorFlow fails: refusals of bad
+    input must come before the seconds the import takes."""
+    folder = tmp_path_factory.mktemp('no_tf')
+    (folder / 'tensorflow').mkdir()
+    (folder / 'tensorflow' / '__init__.py').write_text('raise ImportError("TensorFlow loaded")\n')
+    return {'PYTHONPATH': os.pathsep.join([str(folder), ROOT])}
+
+
 def ctrl_c_enabled():
     """preexec_fn for a child a test will Ctrl-C: a non-interactive shell starts its background
     jobs with SIGINT ignored (a suite launched with `&`, some CI runners), every child inherits

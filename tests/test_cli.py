@@ -1,6 +1,7 @@
 """Command lines (cli.py): a positional argument a script does not take is refused in one line,
 never ignored (`python3 test_Sony.py photo.dng` used to re-run the default list and exit 0);
---help answers at once, exit 0, without TensorFlow; TensorFlow's start-up stays off stderr."""
+--help answers at once, exit 0, without TensorFlow; a bad input is refused before TensorFlow is
+imported; TensorFlow's start-up stays off stderr, and it comes in graph mode."""
 import os
 import subprocess
 import sys
@@ -45,14 +46,35 @@ def test_help_exits_0_without_loading_tensorflow(script):
     assert '--' in proc.stdout and proc.stderr == ''
 
 
+@pytest.mark.parametrize('script,args,message', [
+    ('train_Sony.py', ['--device=cpu', '--train_list={tmp}/none.txt'],
+     '{tmp}/none.txt: cannot read list file'),
+    ('test_Sony.py', ['--device=cpu', '--test_list={tmp}/none.txt'],
+     '{tmp}/none.txt: cannot read list file'),
+    ('scripts/export_model.py', ['--out_dir={tmp}/file/export'],
+     '{tmp}/file: cannot write the new export'),
+])
+def test_a_bad_input_is_refused_before_tensorflow_is_imported(
+        tmp_path, no_tensorflow, script, args, message):
+    """TensorFlow comes in at its first use (cli.import_tensorflow), after the input checks: on
+    a PYTHONPATH where importing it fails, the refusal is still the one line."""
+    (tmp_path / 'file').write_text('not a folder')
+    proc = run_script(script, *[a.format(tmp=tmp_path) for a in args], cwd=str(tmp_path),
+                      env=no_tensorflow)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ' + message.format(tmp=tmp_path)), \
+        proc.stderr[-2000:]
+
+
 def test_tensorflow_is_imported_quietly_unless_the_user_asks_for_its_logs():
-    probe = 'import cli; tf = cli.import_tensorflow(); print(tf.__name__)'
+    probe = 'import cli; tf = cli.import_tensorflow(); print(tf.__name__, tf.executing_eagerly())'
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop(cli.TF_LOG_ENV, None)
     quiet = subprocess.run([sys.executable, '-c', probe], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=300)
     assert quiet.returncode == 0 and quiet.stderr == ''
-    assert quiet.stdout.strip().endswith('compat.v1')
+    assert quiet.stdout.strip().endswith('compat.v1 False')  # graph mode, as on TF 1.15
 
 
 # ---------------------------------------------------------------- worker pools and Ctrl-C

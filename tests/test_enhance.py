@@ -136,16 +136,6 @@ def test_auto_ratio_brings_the_clipped_mean_to_the_target():
     assert enhance.auto_ratio(flat + 0.5) == enhance.AUTO_RATIO_MIN     # bright: left alone
 
 
-@pytest.fixture(scope='module')
-def no_tensorflow(tmp_path_factory):
-    """A PYTHONPATH on which importing TensorFlow fails: refusals must come before it."""
-    folder = tmp_path_factory.mktemp('no_tf')
-    (folder / 'tensorflow').mkdir()
-    (folder / 'tensorflow' / '__init__.py').write_text('raise ImportError("TensorFlow loaded")\n')
-    return {'PYTHONPATH': os.pathsep.join([str(folder), os.path.dirname(os.path.dirname(
-        os.path.abspath(enhance.__file__)))])}
-
-
 def test_unsupported_inputs_fail_in_one_line_before_tensorflow(tmp_path, checkpoint, no_tensorflow):
     for kind, (path, reason) in sorted(unsupported_files(tmp_path).items()):
         proc = run_script('scripts/enhance.py', '--checkpoint_dir=%s' % checkpoint,
