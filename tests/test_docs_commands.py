@@ -128,6 +128,7 @@ NOT_OFFLINE = {
     'bash scripts/run_tests.sh': SUITE,
     'bash scripts/run_tests.sh --all': SUITE,
     'bash scripts/run_tests.sh --only=tf1.15 -k network': SUITE + '; needs python3.7',
+    'SID_CRASH_TRIALS=20 bash scripts/run_tests.sh --all -k kill_9_at_random': SUITE,
     'python3 -m pytest -q tests -k network':
         SUITE + '; needs the test tools of requirements-dev.txt in the venv',
     'bash scripts/install_horovod.sh': 'builds Horovod from the network (minutes)',

@@ -23,7 +23,7 @@ import inference
 import raw_io
 import safe_files
 import sid_lists
-from conftest import ROOT, run_script
+from conftest import ROOT, crash_trials, run_script
 from test_camera import PHASES, mirror_consistent_rggb, phase_cut, write_raw
 from test_raw_io import unsupported_files
 
@@ -416,7 +416,6 @@ def test_a_graph_that_its_export_manifest_does_not_describe_is_refused(tmp_path,
                                                  folder / (export_model.MANIFEST % 'sid')))
 
 
-CRASH_TRIALS = 20
 CRASH_RAWS = 6
 
 
@@ -436,8 +435,9 @@ def stamped_outputs(out):
 
 def test_kill_9_at_random_moments_then_a_rerun_finishes_only_the_missing_files(
         tmp_path, checkpoint):
-    """20 runs over 6 raws, each killed (SIGKILL) at a random moment between the model's loading
-    and the end of a whole run (timed first, on this machine): every output present is whole and
+    """crash_trials() runs over 6 raws (20 on TF 1.15), each killed (SIGKILL) at a random moment
+    between the model's loading and the end of a whole run (timed first, on this machine): every
+    output present is whole and
     stamped with its own raw, each run enhances only raws without a finished output (the others
     are skipped), and a last run without a kill ends with all 6."""
     rng = random.Random(16)
@@ -468,7 +468,7 @@ def test_kill_9_at_random_moments_then_a_rerun_finishes_only_the_missing_files(
     whole = run()[1]
     assert len(stamped_outputs(out)) == CRASH_RAWS
     finished = []
-    for trial in range(CRASH_TRIALS):
+    for trial in range(crash_trials()):
         if len(stamped_outputs(out)) == CRASH_RAWS:  # start over, in part or whole
             for name in rng.sample(sorted(stamped_outputs(out)), rng.randint(3, CRASH_RAWS)):
                 os.remove(str(out / name))

@@ -19,7 +19,7 @@ import camera
 import export_model
 import inference
 import safe_files
-from conftest import ROOT, ctrl_c_enabled, run_script
+from conftest import ROOT, crash_trials, ctrl_c_enabled, run_script
 from test_camera import write_raw
 
 
@@ -287,7 +287,6 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_export(tmp_path, exporte
     assert intact_export(out) == before and leftovers(out) == []
 
 
-CRASH_TRIALS = 20
 CRASH_FORMATS = ('pb', 'pb,savedmodel', 'savedmodel,onnx', 'pb,savedmodel,onnx')
 LOADED = 'Sony checkpoint'  # the first line: the model is loaded, the export is being built
 
@@ -308,16 +307,17 @@ def seconds_after(proc, marker, kill_after=None):
 
 def test_kill_9_at_random_moments_of_exports_always_leaves_one_complete_verified_export(
         tmp_path, exported):
-    """20 re-exports with random formats, each killed (SIGKILL) at a random moment between the
-    model's loading and the end of a whole export (timed first, on this machine): after each, the
-    folder holds one complete export (every file its manifest lists, with its checksum, nothing
-    else) - the previous one or the new one - and the next run clears what the killed one left."""
+    """crash_trials() re-exports (20 on TF 1.15) with random formats, each killed (SIGKILL) at a
+    random moment between the model's loading and the end of a whole export (timed first, on
+    this machine): after each, the folder holds one complete export (every file its manifest
+    lists, with its checksum, nothing else) - the previous one or the new one - and the next run
+    clears what the killed one left."""
     checkpoint, out = exported[0], tmp_path / 'out'
     rng = random.Random(16)
     whole = seconds_after(popen_export(checkpoint, out, '--formats=' + CRASH_FORMATS[-1]), LOADED)
     assert sorted(intact_export(out)['formats']) == ['onnx', 'pb', 'savedmodel']
     outcomes = {'old': 0, 'new': 0}
-    for trial in range(CRASH_TRIALS):
+    for trial in range(crash_trials()):
         before = intact_export(out)
         formats = rng.choice(CRASH_FORMATS)
         seconds_after(popen_export(checkpoint, out, '--formats=' + formats), LOADED,
