@@ -10,7 +10,9 @@ all three:
     current  Python 3.12/3.13   the newest tensorflow-cpu
 
 Each runtime's venv is made (or reused) by scripts/make_venv.sh, Horovod is built where it can be
-(scripts/install_horovod.sh; the wheel is cached), then pytest runs with that venv first on PATH.
+(scripts/install_horovod.sh; the wheel is cached), then pytest runs with that venv first on PATH,
+in one pytest-xdist worker per core (at most 4; test files stay whole on one worker): the tests
+mostly wait for the scripts they start, so one worker leaves a core idle a third of the time.
 The run ends with one table (runtime | passed | failed | skipped | seconds) and a closing
 "N passed, N failed" line. With CI=true every runtime is required: a missing one is a failure,
 and the venvs live in ~/.cache/sid-for-ascend/venvs (SID_VENV_DIR) instead of the clone's .venv/,
@@ -43,6 +45,7 @@ CI_VENV_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'sid-for-ascend', 
 # Minutes each runtime's suite took on 2 cores (CI=true bash .ci/run from a clean clone, venvs
 # reused); creating a venv the first time adds a few minutes of downloads and installs.
 MINUTES = {'tf1.15': 9, 'tf2.15': 8, 'current': 9}
+MAX_WORKERS = 4  # pytest-xdist workers; each holds a TensorFlow and starts scripts of its own
 TABLE_HEADER = ('runtime', 'python', 'tensorflow', 'passed', 'failed', 'skipped', 'seconds')
 
 
@@ -109,6 +112,16 @@ def choose_interpreters(only):
     return chosen
 
 
+def parallel_args(pytest_args):
+    """pytest-xdist's options for one worker per usable core, unless the caller chose (-n) or
+    turned xdist off (-p no:xdist)."""
+    if any(a.startswith(('-n', '--numprocesses')) or a.endswith('no:xdist') for a in pytest_args):
+        return []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    workers = min(cores or 1, MAX_WORKERS)
+    return ['-n', str(workers), '--dist', 'loadfile'] if workers > 1 else []
+
+
 def run(cmd, env=None, capture=False):
     print('+ ' + ' '.join(cmd), flush=True)
     if capture:
@@ -152,7 +165,7 @@ def test_one(name, python, pytest_args, static_python):
     if os.path.exists(report):
         os.remove(report)
     run([vpy, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', '--junitxml=' + report,
-         os.path.join(ROOT, 'tests')] + pytest_args, env=env)
+         os.path.join(ROOT, 'tests')] + parallel_args(pytest_args) + pytest_args, env=env)
     if not os.path.exists(report):  # pytest died before writing its report
         return [name] + versions + [0, 1, 0, time.time() - start], ['pytest wrote no report']
     passed, failed, skipped, reasons = junit_counts(report)

@@ -31,6 +31,18 @@ def test_the_running_interpreter_serves_its_own_runtime():
     assert test_runtimes.choose_interpreters([own]) == {own: sys.executable}
 
 
+def test_one_pytest_worker_per_core_unless_the_caller_chooses(monkeypatch):
+    monkeypatch.setattr(test_runtimes.os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
+    assert test_runtimes.parallel_args(['-k', 'network']) == ['-n', '2', '--dist', 'loadfile']
+    monkeypatch.setattr(test_runtimes.os, 'sched_getaffinity', lambda pid: set(range(64)),
+                        raising=False)
+    assert test_runtimes.parallel_args([])[:2] == ['-n', str(test_runtimes.MAX_WORKERS)]
+    assert test_runtimes.parallel_args(['-n', '1']) == []
+    assert test_runtimes.parallel_args(['-p', 'no:xdist']) == []
+    monkeypatch.setattr(test_runtimes.os, 'sched_getaffinity', lambda pid: {0}, raising=False)
+    assert test_runtimes.parallel_args([]) == []
+
+
 def test_a_plain_run_takes_this_pythons_runtime_and_all_or_ci_take_all():
     own = test_runtimes.runtime_of('%d.%d' % sys.version_info[:2])
     assert test_runtimes.runtimes_to_run([], False, False) == [own]
