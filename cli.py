@@ -16,10 +16,13 @@ Every entry script ends with `cli.run(main, define_flags)` instead of absl's `ap
 Setting TF_CPP_MIN_LOG_LEVEL yourself (e.g. 0) keeps TensorFlow's C++ logging at that level; its
 Python deprecation notices stay off whatever the environment says.
 """
+import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 TF_LOG_ENV = 'TF_CPP_MIN_LOG_LEVEL'
 QUIET_TF_LOG_LEVEL = '3'  # C++ INFO, WARNING and ERROR lines off; failures still raise in Python
@@ -111,6 +114,27 @@ def _note_sigint(signum, frame):
     del frame
     _sigints_seen.append(signum)
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_held():
+    """A Ctrl-C during the block takes effect at its end. Around imports of C extensions: a
+    KeyboardInterrupt raised inside one's initialisation can crash the process instead of
+    unwinding (seen on Python 3.13: SIGSEGV in onnx's module init, under tf2onnx)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (
+            signal.SIG_IGN, None):
+        yield  # no Ctrl-C reaches this block anyway
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        _sigints_seen.append(held[0])
+        raise KeyboardInterrupt
 
 
 def raise_if_interrupted():

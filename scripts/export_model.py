@@ -89,7 +89,8 @@ def write_savedmodel(model, path):
 
 def write_onnx(graph_def, path):
     """ONNX through tf2onnx, from the frozen graph."""
-    import tf2onnx
+    with cli.sigint_held():
+        import tf2onnx
     logging.getLogger(tf2onnx.__name__).setLevel(logging.WARNING)  # per-pass INFO lines
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, opset=ONNX_OPSET,
                                               input_names=[inference.INPUT_NAME + ':0'],
@@ -108,7 +109,8 @@ def run_savedmodel(path, packed):
 
 
 def run_onnx(path, packed):
-    import onnxruntime
+    with cli.sigint_held():
+        import onnxruntime
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     return session.run(None, {session.get_inputs()[0].name: packed})[0]
 

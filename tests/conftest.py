@@ -60,6 +60,21 @@ def no_tensorflow(tmp_path_factory):
     return {'PYTHONPATH': os.pathsep.join([str(folder), ROOT])}
 
 
+# The slowest test files, slowest first (1-3.5 minutes each per runtime on 2 cores):
+# they are collected first, so that pytest-xdist (scripts/test_runtimes.py, whole files per
+# worker) starts them early instead of leaving one of them running alone at the end.
+SLOWEST_FILES = ('test_docs_commands.py', 'test_export_model.py', 'test_train_Sony.py',
+                 'test_enhance.py', 'test_modelzoo_scripts.py', 'test_test_Sony.py',
+                 'test_npu_paths.py', 'test_distributed.py')
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
+    items.sort(key=rank)  # stable: the order inside a file, and among the others, is kept
+
+
 # kill -9 trials per crash-injection test (test_export_model.py, test_enhance.py). Issue 16 asked
 # for 20: they run on the Ascend image's stack (TensorFlow 1.15). What the trials check - renames,
 # stamps, manifests - is the same Python on every runtime, so the TensorFlow 2 runtimes draw fewer

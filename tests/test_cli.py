@@ -106,18 +106,31 @@ def test_pool_workers_do_not_inherit_a_lock_held_by_another_thread():
         holder.join()
 
 
-def run_wrapped(body):
+def run_wrapped(body, imports=''):
     """Run `body` as a fail_cleanly-wrapped main in a fresh interpreter: (exit code, stderr)."""
     import subprocess
     import sys
     import textwrap
-    code = 'import os, signal, cli\n@cli.fail_cleanly\ndef main():\n%s\nmain()\n' % (
+    code = imports + '\nimport os, signal, cli\n@cli.fail_cleanly\ndef main():\n%s\nmain()\n' % (
         textwrap.indent(textwrap.dedent(body), '    '))
     proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True,
                           preexec_fn=ctrl_c_enabled,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return proc.returncode, proc.stderr
+
+
+def test_a_ctrl_c_inside_sigint_held_takes_effect_at_its_end():
+    # what export_model.py holds around the tf2onnx / onnxruntime imports: a KeyboardInterrupt
+    # inside onnx's module initialisation crashed Python 3.13 (SIGSEGV) instead of unwinding
+    code, stderr = run_wrapped('''
+        with cli.sigint_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            sys.stderr.write('the block ran to its end\\n')
+        print('never')
+    ''', 'import sys')
+    assert (code, stderr) == (cli.EXIT_INTERRUPTED,
+                              'the block ran to its end\nerror: interrupted (SIGINT)\n')
 
 
 def test_a_ctrl_c_that_library_code_swallowed_still_stops_the_run():
